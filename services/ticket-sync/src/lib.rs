@@ -1,0 +1,20 @@
+//! The ticket-sync service: tickets and connectors to the business's ticket system, CRM and knowledge source. It owns the ticket log.
+
+use tokio_util::sync::CancellationToken;
+use yy_eventlog::LogContext;
+use yy_runtime::{Listeners, LogTally, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
+
+/// The service's identity at start-up: its name and the log contexts only it writes.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "ticket-sync",
+    owns: &[LogContext::TICKET],
+};
+
+/// Runs the service on `listeners` until `shutdown` is cancelled.
+pub async fn run(config: ServiceConfig, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
+    run_service(SPEC, config, listeners, shutdown, |started| async move {
+        started.follow_with_snapshots(LogContext::TICKET, LogTally::default()).await?;
+        Ok(ServiceParts::default())
+    })
+    .await
+}
