@@ -245,12 +245,13 @@ where
     };
     tokio::pin!(servers);
     tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => {}
         result = &mut servers => {
-            // The servers only return on their own when they fail.
+            // Before shutdown, the servers only return when they fail.
             result?;
             return Err(RunError::Serve("servers stopped unexpectedly".into()));
         }
-        _ = shutdown.cancelled() => {}
     }
 
     tracing::info!("shutting down");

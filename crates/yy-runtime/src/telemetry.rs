@@ -1,5 +1,7 @@
 //! Logs and traces.
 
+use std::io::IsTerminal as _;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
@@ -52,11 +54,13 @@ pub fn init(service: &str, config: &TelemetryConfig) -> Result<TelemetryGuard, S
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(format!("yy-{service}"))));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Logs go to stderr, coloured only for a person at a terminal.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match config.log_format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
-            .try_init(),
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
     };
     result.map_err(|e| format!("installing the tracing subscriber: {e}"))?;
     Ok(TelemetryGuard { provider })

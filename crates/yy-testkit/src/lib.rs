@@ -306,3 +306,22 @@ where
         task,
     }
 }
+
+/// The path of a workspace binary built by `cargo build --bins` (such as `yy-gateway`), in the
+/// profile the tests were built with.
+///
+/// # Panics
+/// When it has not been built; the message says how to build it.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let path = target.join(profile).join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first (`make test` does)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,289 @@
+//! The five services as a cluster: started as real processes (and in-process), against a real
+//! nats-server.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use yy_eventlog::{EventEnvelope, EventLog, Expected, LogConfig, LogContext, NatsConfig, NewCommit};
+use yy_proto::system::v1::{GetStatusRequest, system_service_client::SystemServiceClient};
+use yy_runtime::{Listeners, ServiceConfig};
+use yy_testkit::{NatsServer, Sync, free_port, spawn_service, workspace_binary};
+
+const SERVICES: [&str; 5] = ["gateway", "conversation", "routing", "ticket-sync", "webhook"];
+
+/// A service binary running as a child process; killed on drop.
+struct Process {
+    child: Child,
+    http: u16,
+    grpc: u16,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    fn start(service: &str, nats: &NatsServer, extra_env: &[(&str, &str)]) -> Process {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr = dir.path().join("stderr.log");
+        let (http, grpc) = (free_port(), free_port());
+        let prefix = format!("YY_{}__", service.to_uppercase().replace('-', "_"));
+        let mut command = Command::new(workspace_binary(&format!("yy-{service}")));
+        command
+            .env(format!("{prefix}NATS__URL"), nats.url())
+            .env(format!("{prefix}NATS__MONITOR_URL"), nats.monitor_url())
+            .env(format!("{prefix}NATS__CONNECT_TIMEOUT_SECS"), "5")
+            .env(format!("{prefix}EVENTLOG__PARTITIONS"), "2")
+            .env(format!("{prefix}HTTP__LISTEN"), format!("127.0.0.1:{http}"))
+            .env(format!("{prefix}GRPC__LISTEN"), format!("127.0.0.1:{grpc}"))
+            .env(format!("{prefix}SHUTDOWN_GRACE_SECS"), "5")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        for (key, value) in extra_env {
+            command.env(format!("{prefix}{key}"), value);
+        }
+        let child = command.spawn().expect("start service");
+        Process {
+            child,
+            http,
+            grpc,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit in time:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn status_code(url: &str) -> Option<u16> {
+    reqwest::get(url).await.ok().map(|r| r.status().as_u16())
+}
+
+async fn wait_ready(url: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_code(url).await != Some(200) {
+        assert!(Instant::now() < deadline, "{url} never answered 200:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_service_binary_becomes_ready_serves_health_and_stops_on_sigterm() {
+    let nats = NatsServer::start();
+    let mut processes: Vec<(&str, Process)> = SERVICES.iter().map(|s| (*s, Process::start(s, &nats, &[]))).collect();
+    for (service, process) in &processes {
+        wait_ready(&process.url("/readyz"), || process.log()).await;
+        assert_eq!(status_code(&process.url("/healthz")).await, Some(200));
+
+        let metrics = reqwest::get(process.url("/metrics")).await.expect("metrics").text().await.expect("text");
+        let prefix = format!("yy_{}", service.replace('-', "_"));
+        assert!(metrics.contains(&format!("{prefix}_ready 1")), "{metrics}");
+        assert!(metrics.contains(&format!("{prefix}_nats_connected 1")), "{metrics}");
+
+        let endpoint = format!("http://127.0.0.1:{}", process.grpc);
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone()).expect("uri").connect().await.expect("grpc");
+        let mut health = HealthClient::new(channel);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let answer = health.check(HealthCheckRequest { service: String::new() }).await.expect("health").into_inner();
+            if answer.status == ServingStatus::Serving as i32 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{service}: gRPC health never SERVING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let status = SystemServiceClient::connect(endpoint)
+            .await
+            .expect("grpc")
+            .get_status(GetStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        assert_eq!(status.service, *service);
+        assert!(status.ready);
+        assert!(!status.contexts.is_empty());
+    }
+    for (_, process) in &mut processes {
+        process.signal("TERM");
+    }
+    for (service, process) in &mut processes {
+        let exit = process.wait_exit(Duration::from_secs(10));
+        assert!(exit.success(), "{service} exited with {exit}:\n{}", process.log());
+        assert!(process.log().contains("stopped"), "{}", process.log());
+    }
+}
+
+#[tokio::test]
+async fn a_bad_config_exits_with_64_and_names_the_key() {
+    let nats = NatsServer::start();
+    let mut process = Process::start("routing", &nats, &[("EVENTLOG__PARTITIONS", "many")]);
+    let exit = process.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(64));
+    assert!(process.log().to_lowercase().contains("eventlog.partitions"), "{}", process.log());
+}
+
+#[tokio::test]
+async fn an_unsafe_durability_setup_is_refused_unless_accepted() {
+    let lazy = NatsServer::start_with(Sync::Default);
+    let mut refused = Process::start("webhook", &lazy, &[]);
+    let exit = refused.wait_exit(Duration::from_secs(15));
+    assert_eq!(exit.code(), Some(78));
+    assert!(refused.log().contains("does not sync every write"), "{}", refused.log());
+
+    let accepted = Process::start("webhook", &lazy, &[("EVENTLOG__ACCEPT_UNSAFE_DURABILITY", "true")]);
+    wait_ready(&accepted.url("/readyz"), || accepted.log()).await;
+    assert!(accepted.log().contains("unsafe durability setup"), "{}", accepted.log());
+}
+
+#[tokio::test]
+async fn a_service_reconnects_when_nats_restarts() {
+    let mut nats = NatsServer::start();
+    let process = Process::start("conversation", &nats, &[]);
+    wait_ready(&process.url("/readyz"), || process.log()).await;
+    nats.kill();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status_code(&process.url("/readyz")).await != Some(503) {
+        assert!(Instant::now() < deadline, "readiness did not drop with NATS gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nats.restart();
+    wait_ready(&process.url("/readyz"), || process.log()).await;
+}
+
+fn config_for(nats: &NatsServer) -> ServiceConfig {
+    let mut config = ServiceConfig::default();
+    config.nats = NatsConfig {
+        url: nats.url(),
+        monitor_url: Some(nats.monitor_url()),
+        ..NatsConfig::default()
+    };
+    config.eventlog = LogConfig {
+        partitions: 2,
+        ..LogConfig::default()
+    };
+    config
+}
+
+async fn seed(log: &EventLog, tenant: &str, count: usize) {
+    for i in 0..count {
+        let aggregate = format!("conv_{}", i % 7);
+        let commit = NewCommit {
+            context: LogContext::CONV,
+            tenant_id: tenant.into(),
+            aggregate_id: aggregate.clone(),
+            command_id: uuid::Uuid::now_v7().to_string(),
+            events: vec![EventEnvelope {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: tenant.into(),
+                aggregate_type: "conversation".into(),
+                aggregate_id: aggregate,
+                schema_version: 1,
+                ..Default::default()
+            }],
+            trace: None,
+        };
+        log.append(commit, Expected::Any).await.expect("append");
+    }
+}
+
+async fn commits_applied(grpc: std::net::SocketAddr) -> (bool, u64) {
+    let status = SystemServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("grpc")
+        .get_status(GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    (status.ready, status.contexts.iter().map(|c| c.commits_applied).sum())
+}
+
+#[tokio::test]
+async fn a_restarted_service_rebuilds_its_state_from_a_snapshot_plus_the_tail() {
+    let nats = NatsServer::start();
+    let config = config_for(&nats);
+    let log = EventLog::connect(&config.nats, config.eventlog.clone(), "seed").await.expect("connect");
+    log.provision(LogContext::CONV).await.expect("provision");
+    seed(&log, "t1", 40).await;
+
+    let start = |config: ServiceConfig| {
+        spawn_service(move |http, grpc, shutdown: CancellationToken| {
+            yy_conversation::run(config, Listeners { http, grpc }, shutdown)
+        })
+    };
+    let first = start(config.clone()).await;
+    wait_ready(&format!("http://{}/readyz", first.http), String::new).await;
+    assert_eq!(commits_applied(first.grpc).await, (true, 40));
+    // A clean stop saves a snapshot of what was applied.
+    first.stop().await.expect("clean stop");
+
+    seed(&log, "t2", 15).await;
+    let second = start(config).await;
+    wait_ready(&format!("http://{}/readyz", second.http), String::new).await;
+    // Only the tail after the snapshot was read from the log.
+    assert_eq!(commits_applied(second.grpc).await, (true, 15));
+    second.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn all_five_services_run_in_process_on_ephemeral_ports() {
+    let nats = NatsServer::start();
+    let config = config_for(&nats);
+    let mut running = Vec::new();
+    for service in SERVICES {
+        let config = config.clone();
+        let handle = spawn_service(move |http, grpc, shutdown: CancellationToken| async move {
+            let listeners = Listeners { http, grpc };
+            match service {
+                "gateway" => yy_gateway::run(config, listeners, shutdown).await,
+                "conversation" => yy_conversation::run(config, listeners, shutdown).await,
+                "routing" => yy_routing::run(config, listeners, shutdown).await,
+                "ticket-sync" => yy_ticket_sync::run(config, listeners, shutdown).await,
+                _ => yy_webhook::run(config, listeners, shutdown).await,
+            }
+        })
+        .await;
+        running.push(handle);
+    }
+    for handle in &running {
+        wait_ready(&format!("http://{}/readyz", handle.http), String::new).await;
+        assert!(commits_applied(handle.grpc).await.0);
+    }
+    for handle in running {
+        handle.stop().await.expect("clean stop");
+    }
+}
