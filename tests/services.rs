@@ -110,17 +110,30 @@ async fn every_service_binary_becomes_ready_serves_health_and_stops_on_sigterm()
         wait_ready(&process.url("/readyz"), || process.log()).await;
         assert_eq!(status_code(&process.url("/healthz")).await, Some(200));
 
-        let metrics = reqwest::get(process.url("/metrics")).await.expect("metrics").text().await.expect("text");
+        let metrics = reqwest::get(process.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
         let prefix = format!("yy_{}", service.replace('-', "_"));
         assert!(metrics.contains(&format!("{prefix}_ready 1")), "{metrics}");
         assert!(metrics.contains(&format!("{prefix}_nats_connected 1")), "{metrics}");
 
         let endpoint = format!("http://127.0.0.1:{}", process.grpc);
-        let channel = tonic::transport::Channel::from_shared(endpoint.clone()).expect("uri").connect().await.expect("grpc");
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("grpc");
         let mut health = HealthClient::new(channel);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let answer = health.check(HealthCheckRequest { service: String::new() }).await.expect("health").into_inner();
+            let answer = health
+                .check(HealthCheckRequest { service: String::new() })
+                .await
+                .expect("health")
+                .into_inner();
             if answer.status == ServingStatus::Serving as i32 {
                 break;
             }
@@ -154,7 +167,11 @@ async fn a_bad_config_exits_with_64_and_names_the_key() {
     let mut process = Process::start("routing", &nats, &[("EVENTLOG__PARTITIONS", "many")]);
     let exit = process.wait_exit(Duration::from_secs(10));
     assert_eq!(exit.code(), Some(64));
-    assert!(process.log().to_lowercase().contains("eventlog.partitions"), "{}", process.log());
+    assert!(
+        process.log().to_lowercase().contains("eventlog.partitions"),
+        "{}",
+        process.log()
+    );
 }
 
 #[tokio::test]
@@ -186,17 +203,18 @@ async fn a_service_reconnects_when_nats_restarts() {
 }
 
 fn config_for(nats: &NatsServer) -> ServiceConfig {
-    let mut config = ServiceConfig::default();
-    config.nats = NatsConfig {
-        url: nats.url(),
-        monitor_url: Some(nats.monitor_url()),
-        ..NatsConfig::default()
-    };
-    config.eventlog = LogConfig {
-        partitions: 2,
-        ..LogConfig::default()
-    };
-    config
+    ServiceConfig {
+        nats: NatsConfig {
+            url: nats.url(),
+            monitor_url: Some(nats.monitor_url()),
+            ..NatsConfig::default()
+        },
+        eventlog: LogConfig {
+            partitions: 2,
+            ..LogConfig::default()
+        },
+        ..ServiceConfig::default()
+    }
 }
 
 async fn seed(log: &EventLog, tenant: &str, count: usize) {
@@ -236,7 +254,9 @@ async fn commits_applied(grpc: std::net::SocketAddr) -> (bool, u64) {
 async fn a_restarted_service_rebuilds_its_state_from_a_snapshot_plus_the_tail() {
     let nats = NatsServer::start();
     let config = config_for(&nats);
-    let log = EventLog::connect(&config.nats, config.eventlog.clone(), "seed").await.expect("connect");
+    let log = EventLog::connect(&config.nats, config.eventlog.clone(), "seed")
+        .await
+        .expect("connect");
     log.provision(LogContext::CONV).await.expect("provision");
     seed(&log, "t1", 40).await;
 
@@ -285,5 +305,91 @@ async fn all_five_services_run_in_process_on_ephemeral_ports() {
     }
     for handle in running {
         handle.stop().await.expect("clean stop");
+    }
+}
+
+/// `base` such that `base..base + 5` are all free ports.
+fn free_port_range() -> u16 {
+    'search: for attempt in 0..200u16 {
+        let base = 20_000 + (std::process::id() as u16 % 400) * 50 + attempt * 7;
+        for port in base..base + 5 {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue 'search;
+            }
+        }
+        return base;
+    }
+    panic!("no free port range");
+}
+
+#[tokio::test]
+async fn the_run_script_starts_the_whole_cluster_and_stops_it_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run_dir = dir.path().join("run");
+    let (http_base, grpc_base) = (free_port_range(), free_port_range() + 5);
+    let mut script = Command::new("bash")
+        .arg(yy_testkit::workspace_root().join("scripts/run.sh"))
+        .env("YY_RUN_DIR", &run_dir)
+        .env("YY_RUN_NATS_PORT", free_port().to_string())
+        .env("YY_RUN_NATS_MONITOR_PORT", free_port().to_string())
+        .env("YY_RUN_HTTP_PORT_BASE", http_base.to_string())
+        .env("YY_RUN_GRPC_PORT_BASE", grpc_base.to_string())
+        .env("YY_NATS_SERVER", yy_testkit::nats_server_binary())
+        .env(
+            "YY_RUN_BIN_DIR",
+            workspace_binary("yy-gateway").parent().expect("bin dir"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start run.sh");
+    let env_file = run_dir.join("run.env");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !env_file.exists() {
+        if let Some(status) = script.try_wait().expect("wait") {
+            let output = script.wait_with_output().expect("output");
+            panic!(
+                "run.sh exited with {status}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "run.sh did not report the cluster ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let variables = std::fs::read_to_string(&env_file).expect("run.env");
+    let value = |name: &str| {
+        variables
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} missing from run.env:\n{variables}"))
+            .to_owned()
+    };
+    assert!(value("YY_NATS_URL").starts_with("nats://127.0.0.1:"));
+    for service in SERVICES {
+        let var = service.to_uppercase().replace('-', "_");
+        let http = value(&format!("YY_{var}_HTTP"));
+        assert_eq!(status_code(&format!("{http}/readyz")).await, Some(200), "{service}");
+        assert!(value(&format!("YY_{var}_GRPC")).starts_with("127.0.0.1:"));
+    }
+
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(script.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || script.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Yiwaiwai is running"), "{stdout}");
+    assert!(stdout.contains("stopped"), "{stdout}");
+    assert!(!env_file.exists(), "run.env outlived the cluster");
+    for port in http_base..http_base + 5 {
+        assert!(
+            status_code(&format!("http://127.0.0.1:{port}/healthz")).await.is_none(),
+            "port {port} still served"
+        );
     }
 }

@@ -108,10 +108,12 @@ impl EventLog {
             }),
             Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
                 let expected = expected_sequence.unwrap_or_default();
-                self.earlier_attempt(&commit, expected, partition).await?.ok_or(AppendError::Conflict {
-                    aggregate_id: commit.aggregate_id,
-                    expected,
-                })
+                self.earlier_attempt(&commit, expected, partition)
+                    .await?
+                    .ok_or(AppendError::Conflict {
+                        aggregate_id: commit.aggregate_id,
+                        expected,
+                    })
             }
             Err(error) => Err(AppendError::Log(LogError::nats(format!("append to {subject}"), error))),
         }
@@ -120,7 +122,12 @@ impl EventLog {
     /// Finds the same command among the commits after `expected`. The server checks the expected
     /// sequence before deduplicating, so a retry whose first attempt was stored (but whose
     /// acknowledgement was lost) is refused as a conflict; it is a duplicate, not a conflict.
-    async fn earlier_attempt(&self, commit: &NewCommit, expected: u64, partition: u32) -> Result<Option<Appended>, LogError> {
+    async fn earlier_attempt(
+        &self,
+        commit: &NewCommit,
+        expected: u64,
+        partition: u32,
+    ) -> Result<Option<Appended>, LogError> {
         let (newer, _) = self
             .load_after(commit.context, &commit.tenant_id, &commit.aggregate_id, expected)
             .await?;

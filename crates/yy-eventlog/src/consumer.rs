@@ -112,7 +112,12 @@ impl EventLog {
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| LogError::nats(format!("create consumer {} on {}", spec.name, spec.context.stream(partition)), e))?;
+                .map_err(|e| {
+                    LogError::nats(
+                        format!("create consumer {} on {}", spec.name, spec.context.stream(partition)),
+                        e,
+                    )
+                })?;
             let worker = PartitionWorker {
                 log: self.clone(),
                 spec: spec.clone(),
@@ -191,7 +196,13 @@ where
                 return;
             }
         };
-        let outcome = match Record::decode(stream_name, &message.subject, sequence, message.headers.as_ref(), &message.payload) {
+        let outcome = match Record::decode(
+            stream_name,
+            &message.subject,
+            sequence,
+            message.headers.as_ref(),
+            &message.payload,
+        ) {
             Ok(record) => (self.handler)(Delivery { record, attempt }).await,
             Err(error) => Outcome::Reject {
                 reason: error.to_string(),
@@ -202,7 +213,10 @@ where
             Outcome::Retry { after, .. } if attempt < self.spec.max_deliveries => AckKind::Nak(Some(after)),
             Outcome::Retry { reason, .. } => {
                 let reason = format!("gave up after {attempt} deliveries: {reason}");
-                match self.dead_letter(stream_name, sequence, attempt, &reason, &message).await {
+                match self
+                    .dead_letter(stream_name, sequence, attempt, &reason, &message)
+                    .await
+                {
                     Ok(()) => AckKind::Term,
                     Err(error) => {
                         tracing::error!(%error, "cannot dead-letter; will redeliver");
@@ -210,7 +224,10 @@ where
                     }
                 }
             }
-            Outcome::Reject { reason } => match self.dead_letter(stream_name, sequence, attempt, &reason, &message).await {
+            Outcome::Reject { reason } => match self
+                .dead_letter(stream_name, sequence, attempt, &reason, &message)
+                .await
+            {
                 Ok(()) => AckKind::Term,
                 Err(error) => {
                     tracing::error!(%error, "cannot dead-letter; will redeliver");

@@ -64,7 +64,10 @@ impl fmt::Display for DurabilityProblem {
                 "nats-server {version} is older than 2.12: it cannot sync every write and predates fixes for data loss on crashes"
             ),
             DurabilityProblem::MemoryStorage { stream } => {
-                write!(f, "stream {stream} uses memory storage: everything in it is lost when the server stops")
+                write!(
+                    f,
+                    "stream {stream} uses memory storage: everything in it is lost when the server stops"
+                )
             }
             DurabilityProblem::UnsyncedReplicas {
                 stream,
@@ -175,7 +178,10 @@ impl EventLog {
     async fn server_syncs_always(&self) -> Option<bool> {
         let base = self.monitor_url.as_deref()?;
         let url = format!("{}/varz", base.trim_end_matches('/'));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?;
         let varz: serde_json::Value = match client.get(&url).send().await.and_then(|r| r.error_for_status()) {
             Ok(response) => response.json().await.ok()?,
             Err(error) => {
@@ -185,7 +191,12 @@ impl EventLog {
         };
         let config = varz.get("jetstream")?.get("config")?;
         // The server omits `sync_always` when it is false.
-        Some(config.get("sync_always").and_then(serde_json::Value::as_bool).unwrap_or(false))
+        Some(
+            config
+                .get("sync_always")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        )
     }
 }
 
@@ -220,7 +231,9 @@ mod tests {
         for version in ["2.9.10", "2.11.9", "", "unknown"] {
             assert_eq!(
                 assess(&server(version, Some(true)), &[stream(true, 3)]),
-                vec![DurabilityProblem::ServerTooOld { version: version.into() }],
+                vec![DurabilityProblem::ServerTooOld {
+                    version: version.into()
+                }],
                 "{version}"
             );
         }

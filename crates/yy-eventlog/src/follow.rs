@@ -88,7 +88,14 @@ impl<P: Projection> Follower<P> {
     pub async fn applied(&self, partition: u32, sequence: u64) {
         loop {
             let notified = self.shared.progress.notified();
-            if self.read().sequences.get(partition as usize).copied().unwrap_or(u64::MAX) >= sequence {
+            if self
+                .read()
+                .sequences
+                .get(partition as usize)
+                .copied()
+                .unwrap_or(u64::MAX)
+                >= sequence
+            {
                 return;
             }
             notified.await;
@@ -132,7 +139,9 @@ impl EventLog {
         let consumer = stream
             .create_consumer(OrderedConfig {
                 filter_subject: subject.clone(),
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
                 ..Default::default()
             })
             .await
@@ -277,7 +286,13 @@ impl<P: Projection> PartitionFollower<P> {
                 source: e,
             })?;
             let (sequence, pending) = (info.stream_sequence, info.pending);
-            match Record::decode(stream_name, &message.subject, sequence, message.headers.as_ref(), &message.payload) {
+            match Record::decode(
+                stream_name,
+                &message.subject,
+                sequence,
+                message.headers.as_ref(),
+                &message.payload,
+            ) {
                 Ok(record) => self.apply(&record),
                 Err(error) => {
                     tracing::error!(%error, "skipping a commit that cannot be decoded");

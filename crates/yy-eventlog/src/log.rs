@@ -158,11 +158,7 @@ impl EventLog {
             .get_info()
             .await
             .map_err(|e| LogError::nats(format!("read stream {first}"), e))?;
-        let recorded = info
-            .config
-            .metadata
-            .get(PARTITIONS_KEY)
-            .and_then(|v| v.parse().ok());
+        let recorded = info.config.metadata.get(PARTITIONS_KEY).and_then(|v| v.parse().ok());
         // Streams without the key predate it; their number is the count.
         Ok(Some(recorded.unwrap_or(names.len() as u32)))
     }

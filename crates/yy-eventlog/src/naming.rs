@@ -129,10 +129,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(LogContext::CONV.stream(3), "YY_CONV_3");
-        assert_eq!(
-            LogContext::CONV.subject(3, "t1", "conv_9"),
-            "yy.evt.conv.3.t1.conv_9"
-        );
+        assert_eq!(LogContext::CONV.subject(3, "t1", "conv_9"), "yy.evt.conv.3.t1.conv_9");
         assert_eq!(LogContext::new("kb").partition_subjects(0), "yy.evt.kb.0.>");
     }
 }

@@ -42,7 +42,11 @@ impl EventLog {
     ///
     /// A snapshot must fit in one NATS message (the server's `max_payload`, 1 MiB by default);
     /// a larger one is refused with an error and start-up keeps replaying from the log.
-    pub async fn save_snapshot<P: Snapshottable>(&self, key: &str, follower: &Follower<P>) -> Result<Vec<u64>, LogError> {
+    pub async fn save_snapshot<P: Snapshottable>(
+        &self,
+        key: &str,
+        follower: &Follower<P>,
+    ) -> Result<Vec<u64>, LogError> {
         let (state, sequences) = {
             let applied = follower.read();
             (applied.state.encode(), applied.sequences.clone())
@@ -65,7 +69,11 @@ impl EventLog {
 
     /// Loads the snapshot under `key` if there is one that fits this context, partition count and
     /// state version.
-    pub async fn load_snapshot<P: Snapshottable>(&self, key: &str, context: LogContext) -> Result<Option<Applied<P>>, LogError> {
+    pub async fn load_snapshot<P: Snapshottable>(
+        &self,
+        key: &str,
+        context: LogContext,
+    ) -> Result<Option<Applied<P>>, LogError> {
         let Some(bytes) = self
             .snapshot_bucket()
             .await?
@@ -113,7 +121,10 @@ impl EventLog {
         shutdown: CancellationToken,
     ) -> Result<Follower<P>, LogError> {
         match self.load_snapshot::<P>(key, context).await? {
-            Some(applied) => self.follow_from(context, applied.state, applied.sequences, shutdown).await,
+            Some(applied) => {
+                self.follow_from(context, applied.state, applied.sequences, shutdown)
+                    .await
+            }
             None => self.follow(context, empty, shutdown).await,
         }
     }

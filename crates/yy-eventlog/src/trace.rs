@@ -22,7 +22,8 @@ impl TraceContext {
         let [version, trace_id, span_id, flags] = parts.as_slice() else {
             return None;
         };
-        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let hex =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         let valid = *version == "00"
             && hex(trace_id, 32)
             && hex(span_id, 16)

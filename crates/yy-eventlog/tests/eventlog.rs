@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yy_eventlog::{
-    AppendError, Appended, Delivery, EventEnvelope, EventLog, Expected, LogConfig, LogContext, LogError, NatsConfig,
-    NewCommit, Outcome, Payload, Projection, Record, Snapshottable, StorageKind, TraceContext, ConsumerSpec,
+    AppendError, Appended, ConsumerSpec, Delivery, EventEnvelope, EventLog, Expected, LogConfig, LogContext, LogError,
+    NatsConfig, NewCommit, Outcome, Payload, Projection, Record, Snapshottable, StorageKind, TraceContext,
 };
 use yy_proto::conversation::v1::MessagePosted;
 use yy_testkit::{NatsCluster, NatsServer, Sync};
@@ -29,7 +29,9 @@ async fn open(server: &NatsServer, config: LogConfig) -> EventLog {
         monitor_url: Some(server.monitor_url()),
         ..NatsConfig::default()
     };
-    EventLog::connect(&nats, config, "eventlog-test").await.expect("connect")
+    EventLog::connect(&nats, config, "eventlog-test")
+        .await
+        .expect("connect")
 }
 
 async fn provisioned(server: &NatsServer, partitions: u32) -> EventLog {
@@ -83,8 +85,13 @@ impl Snapshottable for History {
 }
 
 async fn replayed(log: &EventLog) -> (History, u64) {
-    let follower = log.follow(CONV, History::default(), CancellationToken::new()).await.expect("follow");
-    tokio::time::timeout(Duration::from_secs(30), follower.caught_up()).await.expect("catch up");
+    let follower = log
+        .follow(CONV, History::default(), CancellationToken::new())
+        .await
+        .expect("follow");
+    tokio::time::timeout(Duration::from_secs(30), follower.caught_up())
+        .await
+        .expect("catch up");
     let applied = follower.read();
     (applied.state.clone(), applied.commits)
 }
@@ -93,13 +100,22 @@ async fn replayed(log: &EventLog) -> (History, u64) {
 async fn of_two_concurrent_appends_with_the_same_expectation_exactly_one_wins() {
     let server = NatsServer::start();
     let log = provisioned(&server, 4).await;
-    let first = log.append(commit("t1", "conv_a", "c0"), Expected::NoStream).await.expect("first");
+    let first = log
+        .append(commit("t1", "conv_a", "c0"), Expected::NoStream)
+        .await
+        .expect("first");
 
     for round in 0..10 {
         let current = log.load(CONV, "t1", "conv_a").await.expect("load").1;
         let (a, b) = tokio::join!(
-            log.append(commit("t1", "conv_a", &format!("a{round}")), Expected::LastSequence(current)),
-            log.append(commit("t1", "conv_a", &format!("b{round}")), Expected::LastSequence(current)),
+            log.append(
+                commit("t1", "conv_a", &format!("a{round}")),
+                Expected::LastSequence(current)
+            ),
+            log.append(
+                commit("t1", "conv_a", &format!("b{round}")),
+                Expected::LastSequence(current)
+            ),
         );
         let (won, lost) = match (a, b) {
             (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
@@ -111,7 +127,9 @@ async fn of_two_concurrent_appends_with_the_same_expectation_exactly_one_wins() 
             "{lost:?}"
         );
     }
-    let err = log.append(commit("t1", "conv_a", "late"), Expected::LastSequence(first.sequence)).await;
+    let err = log
+        .append(commit("t1", "conv_a", "late"), Expected::LastSequence(first.sequence))
+        .await;
     assert!(matches!(err, Err(AppendError::Conflict { .. })));
     let err = log.append(commit("t1", "conv_a", "again"), Expected::NoStream).await;
     assert!(matches!(err, Err(AppendError::Conflict { .. })));
@@ -122,16 +140,34 @@ async fn of_two_concurrent_appends_with_the_same_expectation_exactly_one_wins() 
 async fn a_retried_command_is_stored_once() {
     let server = NatsServer::start();
     let log = provisioned(&server, 4).await;
-    let first = log.append(commit("t1", "conv_r", "cmd-1"), Expected::NoStream).await.expect("append");
+    let first = log
+        .append(commit("t1", "conv_r", "cmd-1"), Expected::NoStream)
+        .await
+        .expect("append");
     assert!(!first.duplicate);
     // The retry carries the expectation of the first attempt, which no longer holds: it must still
     // be recognised as the same command rather than reported as a conflict.
-    let retry = log.append(commit("t1", "conv_r", "cmd-1"), Expected::NoStream).await.expect("retry");
-    assert_eq!(retry, Appended { duplicate: true, ..first });
-    let retry_any = log.append(commit("t1", "conv_r", "cmd-1"), Expected::Any).await.expect("retry");
+    let retry = log
+        .append(commit("t1", "conv_r", "cmd-1"), Expected::NoStream)
+        .await
+        .expect("retry");
+    assert_eq!(
+        retry,
+        Appended {
+            duplicate: true,
+            ..first
+        }
+    );
+    let retry_any = log
+        .append(commit("t1", "conv_r", "cmd-1"), Expected::Any)
+        .await
+        .expect("retry");
     assert!(retry_any.duplicate);
     // The same command id on another tenant's aggregate is another command.
-    let other = log.append(commit("t2", "conv_r", "cmd-1"), Expected::NoStream).await.expect("other tenant");
+    let other = log
+        .append(commit("t2", "conv_r", "cmd-1"), Expected::NoStream)
+        .await
+        .expect("other tenant");
     assert!(!other.duplicate);
 
     let (records, last) = log.load(CONV, "t1", "conv_r").await.expect("load");
@@ -173,27 +209,42 @@ async fn a_projection_rebuilt_from_the_log_equals_the_live_one() {
     let server = NatsServer::start();
     let log = provisioned(&server, 8).await;
     for i in 0..50 {
-        log.append(commit("t1", &format!("conv_{}", i % 7), &format!("pre-{i}")), Expected::Any).await.expect("append");
+        log.append(
+            commit("t1", &format!("conv_{}", i % 7), &format!("pre-{i}")),
+            Expected::Any,
+        )
+        .await
+        .expect("append");
     }
     let shutdown = CancellationToken::new();
-    let live = log.follow(CONV, History::default(), shutdown.clone()).await.expect("follow");
+    let live = log
+        .follow(CONV, History::default(), shutdown.clone())
+        .await
+        .expect("follow");
     live.caught_up().await;
     // Appends while the live projection follows the tail.
     let mut last = None;
     for i in 0..150 {
         let tenant = if i % 2 == 0 { "t1" } else { "t2" };
         last = Some(
-            log.append(commit(tenant, &format!("conv_{}", i % 11), &format!("live-{i}")), Expected::Any)
-                .await
-                .expect("append"),
+            log.append(
+                commit(tenant, &format!("conv_{}", i % 11), &format!("live-{i}")),
+                Expected::Any,
+            )
+            .await
+            .expect("append"),
         );
     }
     // Read-your-writes: waiting for the last append's position makes the live view current.
     let last = last.expect("appended");
-    tokio::time::timeout(Duration::from_secs(10), live.applied(last.partition, last.sequence)).await.expect("applied");
+    tokio::time::timeout(Duration::from_secs(10), live.applied(last.partition, last.sequence))
+        .await
+        .expect("applied");
     for partition in 0..8 {
         let sequence = log_tail(&log, partition).await;
-        tokio::time::timeout(Duration::from_secs(10), live.applied(partition, sequence)).await.expect("applied");
+        tokio::time::timeout(Duration::from_secs(10), live.applied(partition, sequence))
+            .await
+            .expect("applied");
     }
     let (rebuilt, commits) = replayed(&log).await;
     assert_eq!(live.read().state, rebuilt);
@@ -203,7 +254,10 @@ async fn a_projection_rebuilt_from_the_log_equals_the_live_one() {
 
 async fn log_tail(log: &EventLog, partition: u32) -> u64 {
     // The tail as the projection sees it: the highest sequence of any record in the partition.
-    let follower = log.follow(CONV, History::default(), CancellationToken::new()).await.expect("follow");
+    let follower = log
+        .follow(CONV, History::default(), CancellationToken::new())
+        .await
+        .expect("follow");
     follower.caught_up().await;
     follower.read().sequences[partition as usize]
 }
@@ -213,17 +267,30 @@ async fn snapshot_plus_tail_equals_a_full_replay() {
     let server = NatsServer::start();
     let log = provisioned(&server, 4).await;
     for i in 0..100 {
-        log.append(commit("t1", &format!("conv_{}", i % 9), &format!("before-{i}")), Expected::Any).await.expect("append");
+        log.append(
+            commit("t1", &format!("conv_{}", i % 9), &format!("before-{i}")),
+            Expected::Any,
+        )
+        .await
+        .expect("append");
     }
     let shutdown = CancellationToken::new();
-    let follower = log.follow(CONV, History::default(), shutdown.clone()).await.expect("follow");
+    let follower = log
+        .follow(CONV, History::default(), shutdown.clone())
+        .await
+        .expect("follow");
     follower.caught_up().await;
     let covered = log.save_snapshot("test.conv", &follower).await.expect("save");
     assert_eq!(covered.iter().filter(|s| **s > 0).count(), 4, "{covered:?}");
     shutdown.cancel();
 
     for i in 0..30 {
-        log.append(commit("t1", &format!("conv_{}", i % 13), &format!("after-{i}")), Expected::Any).await.expect("append");
+        log.append(
+            commit("t1", &format!("conv_{}", i % 13), &format!("after-{i}")),
+            Expected::Any,
+        )
+        .await
+        .expect("append");
     }
     let restored = log
         .follow_from_snapshot("test.conv", CONV, History::default(), CancellationToken::new())
@@ -231,14 +298,22 @@ async fn snapshot_plus_tail_equals_a_full_replay() {
         .expect("restore");
     restored.caught_up().await;
     let (full, _) = replayed(&log).await;
-    let restored = restored.read();
-    assert_eq!(restored.state, full);
-    // Only the tail was read from the log.
-    assert_eq!(restored.commits, 30);
+    {
+        let restored = restored.read();
+        assert_eq!(restored.state, full);
+        // Only the tail was read from the log.
+        assert_eq!(restored.commits, 30);
+    }
 
     // A snapshot taken with another partition count is ignored, not misapplied.
     let other_layout = open(&server, config(8)).await;
-    assert!(other_layout.load_snapshot::<History>("test.conv", CONV).await.expect("load").is_none());
+    assert!(
+        other_layout
+            .load_snapshot::<History>("test.conv", CONV)
+            .await
+            .expect("load")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -271,7 +346,10 @@ async fn acknowledged_commits_survive_a_sigkill_and_appends_continue() {
     // The same client reconnects on its own; appends succeed again.
     let resumed = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            match log.append(commit("t1", "conv_after", "after-restart"), Expected::Any).await {
+            match log
+                .append(commit("t1", "conv_after", "after-restart"), Expected::Any)
+                .await
+            {
                 Ok(appended) => return appended,
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -296,7 +374,11 @@ async fn acknowledged_commits_survive_a_sigkill_and_appends_continue() {
         })
         .collect();
     let missing: Vec<_> = acknowledged.iter().filter(|a| !stored.contains(*a)).collect();
-    assert!(missing.is_empty(), "{} acknowledged commits lost: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged commits lost: {missing:?}",
+        missing.len()
+    );
     assert!(stored.contains(&("conv_after".to_owned(), "after-restart".to_owned())));
 }
 
@@ -304,9 +386,16 @@ async fn acknowledged_commits_survive_a_sigkill_and_appends_continue() {
 async fn a_message_that_always_fails_is_dead_lettered_after_n_deliveries() {
     let server = NatsServer::start();
     let log = provisioned(&server, 2).await;
-    log.append(commit("t1", "conv_ok", "good"), Expected::Any).await.expect("append");
-    let poison = log.append(commit("t1", "conv_bad", "poison"), Expected::Any).await.expect("append");
-    log.append(commit("t1", "conv_ok", "good-2"), Expected::Any).await.expect("append");
+    log.append(commit("t1", "conv_ok", "good"), Expected::Any)
+        .await
+        .expect("append");
+    let poison = log
+        .append(commit("t1", "conv_bad", "poison"), Expected::Any)
+        .await
+        .expect("append");
+    log.append(commit("t1", "conv_ok", "good-2"), Expected::Any)
+        .await
+        .expect("append");
 
     let attempts = Arc::new(AtomicU32::new(0));
     let done = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -324,7 +413,9 @@ async fn a_message_that_always_fails_is_dead_lettered_after_n_deliveries() {
                         reason: "receiver answered 500".into(),
                     }
                 } else {
-                    done.lock().expect("lock").push(delivery.record.commit.command_id.clone());
+                    done.lock()
+                        .expect("lock")
+                        .push(delivery.record.commit.command_id.clone());
                     Outcome::Done
                 }
             }
@@ -340,7 +431,10 @@ async fn a_message_that_always_fails_is_dead_lettered_after_n_deliveries() {
 
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client);
-    let dlq = js.get_stream(yy_eventlog::DEAD_LETTER_STREAM).await.expect("dlq stream");
+    let dlq = js
+        .get_stream(yy_eventlog::DEAD_LETTER_STREAM)
+        .await
+        .expect("dlq stream");
     let letter = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             if let Ok(message) = dlq.get_last_raw_message_by_subject("yy.dlq.test-sink.conv.>").await {
@@ -384,9 +478,20 @@ async fn the_durability_check_refuses_setups_that_can_lose_acknowledged_writes()
     let lazy = NatsServer::start_with(Sync::Default);
     let log = provisioned(&lazy, 2).await;
     let error = log.check_durability(&[CONV]).await.expect_err("unsafe");
-    assert!(matches!(error, LogError::Unsafe(ref m) if m.contains("does not sync every write")), "{error}");
+    assert!(
+        matches!(error, LogError::Unsafe(ref m) if m.contains("does not sync every write")),
+        "{error}"
+    );
     // ...started anyway when config says so, with the problems reported.
-    let accepting = open(&lazy, LogConfig { partitions: 2, accept_unsafe_durability: true, ..LogConfig::default() }).await;
+    let accepting = open(
+        &lazy,
+        LogConfig {
+            partitions: 2,
+            accept_unsafe_durability: true,
+            ..LogConfig::default()
+        },
+    )
+    .await;
     let report = accepting.check_durability(&[CONV]).await.expect("accepted");
     assert_eq!(report.problems.len(), 2);
 
@@ -398,7 +503,10 @@ async fn the_durability_check_refuses_setups_that_can_lose_acknowledged_writes()
     assert!(report.problems.is_empty());
     // ...but not when the sync setting cannot be verified,
     let blind = EventLog::connect(
-        &NatsConfig { url: synced.url(), ..NatsConfig::default() },
+        &NatsConfig {
+            url: synced.url(),
+            ..NatsConfig::default()
+        },
         config(2),
         "blind",
     )
@@ -407,19 +515,41 @@ async fn the_durability_check_refuses_setups_that_can_lose_acknowledged_writes()
     let error = blind.check_durability(&[CONV]).await.expect_err("unknown sync");
     assert!(error.to_string().contains("monitor_url"), "{error}");
     // ...nor with memory storage.
-    let memory = open(&synced, LogConfig { partitions: 2, storage: StorageKind::Memory, ..LogConfig::default() }).await;
+    let memory = open(
+        &synced,
+        LogConfig {
+            partitions: 2,
+            storage: StorageKind::Memory,
+            ..LogConfig::default()
+        },
+    )
+    .await;
     memory.provision(LogContext::new("scratch")).await.expect("provision");
-    let error = memory.check_durability(&[LogContext::new("scratch")]).await.expect_err("memory");
+    let error = memory
+        .check_durability(&[LogContext::new("scratch")])
+        .await
+        .expect_err("memory");
     assert!(error.to_string().contains("memory storage"), "{error}");
 }
 
 #[tokio::test]
 async fn three_replicas_in_a_cluster_pass_the_durability_check() {
     let cluster = NatsCluster::start();
-    let nats = NatsConfig { url: cluster.urls(), ..NatsConfig::default() };
-    let log = EventLog::connect(&nats, LogConfig { partitions: 2, replicas: 3, ..LogConfig::default() }, "cluster")
-        .await
-        .expect("connect");
+    let nats = NatsConfig {
+        url: cluster.urls(),
+        ..NatsConfig::default()
+    };
+    let log = EventLog::connect(
+        &nats,
+        LogConfig {
+            partitions: 2,
+            replicas: 3,
+            ..LogConfig::default()
+        },
+        "cluster",
+    )
+    .await
+    .expect("connect");
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Err(error) = log.provision(CONV).await {
             eprintln!("cluster not ready: {error}");
@@ -428,9 +558,15 @@ async fn three_replicas_in_a_cluster_pass_the_durability_check() {
     })
     .await
     .expect("provision on the cluster");
-    let report = log.check_durability(&[CONV]).await.expect("safe without knowing the sync setting");
+    let report = log
+        .check_durability(&[CONV])
+        .await
+        .expect("safe without knowing the sync setting");
     assert!(report.streams.iter().all(|s| s.replicas == 3));
-    let appended = log.append(commit("t1", "conv_c", "c1"), Expected::NoStream).await.expect("append");
+    let appended = log
+        .append(commit("t1", "conv_c", "c1"), Expected::NoStream)
+        .await
+        .expect("append");
     assert_eq!(log.load(CONV, "t1", "conv_c").await.expect("load").1, appended.sequence);
 }
 
@@ -438,39 +574,62 @@ async fn three_replicas_in_a_cluster_pass_the_durability_check() {
 async fn provisioning_is_idempotent_and_refuses_a_partition_count_change() {
     let server = NatsServer::start();
     let log = provisioned(&server, 4).await;
-    log.append(commit("t1", "conv_p", "p1"), Expected::Any).await.expect("append");
+    log.append(commit("t1", "conv_p", "p1"), Expected::Any)
+        .await
+        .expect("append");
     log.provision(CONV).await.expect("again");
     assert_eq!(log.load(CONV, "t1", "conv_p").await.expect("load").0.len(), 1);
 
     for partitions in [2, 8] {
-        let error = open(&server, config(partitions)).await.provision(CONV).await.expect_err("refused");
+        let error = open(&server, config(partitions))
+            .await
+            .provision(CONV)
+            .await
+            .expect_err("refused");
         assert!(
             matches!(error, LogError::PartitionCountMismatch { existing: 4, configured, .. } if configured == partitions),
             "{error}"
         );
     }
     // Another context is independent.
-    open(&server, config(8)).await.provision(LogContext::KB).await.expect("kb");
+    open(&server, config(8))
+        .await
+        .provision(LogContext::KB)
+        .await
+        .expect("kb");
 }
 
 #[tokio::test]
 async fn ids_that_cannot_be_subject_tokens_are_refused() {
     let server = NatsServer::start();
     let log = provisioned(&server, 2).await;
-    for (tenant, aggregate) in [("t.1", "conv_a"), ("t1", "conv.a"), ("t1", "*"), ("", "conv_a"), ("t1", "conv a")] {
-        let error = log.append(commit(tenant, aggregate, "c"), Expected::Any).await.expect_err("invalid");
+    for (tenant, aggregate) in [
+        ("t.1", "conv_a"),
+        ("t1", "conv.a"),
+        ("t1", "*"),
+        ("", "conv_a"),
+        ("t1", "conv a"),
+    ] {
+        let error = log
+            .append(commit(tenant, aggregate, "c"), Expected::Any)
+            .await
+            .expect_err("invalid");
         assert!(matches!(error, AppendError::Log(LogError::InvalidId { .. })), "{error}");
     }
     let mut empty = commit("t1", "conv_a", "c");
     empty.events.clear();
-    assert!(matches!(log.append(empty, Expected::Any).await, Err(AppendError::Empty)));
+    assert!(matches!(
+        log.append(empty, Expected::Any).await,
+        Err(AppendError::Empty)
+    ));
 }
 
 #[tokio::test]
 async fn trace_context_travels_with_the_commit() {
     let server = NatsServer::start();
     let log = provisioned(&server, 2).await;
-    let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("yy=1")).expect("trace");
+    let trace =
+        TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some("yy=1")).expect("trace");
     let mut traced = commit("t1", "conv_t", "t1");
     traced.trace = Some(trace.clone());
     log.append(traced, Expected::Any).await.expect("append");
@@ -483,17 +642,23 @@ async fn trace_context_travels_with_the_commit() {
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         let _guard = tracing::subscriber::set_default(subscriber);
         let span = tracing::info_span!("request");
         let expected = span.in_scope(TraceContext::current).expect("a current trace");
         {
             use tracing::Instrument as _;
-            log.append(commit("t1", "conv_u", "u1"), Expected::Any).instrument(span).await.expect("append");
+            log.append(commit("t1", "conv_u", "u1"), Expected::Any)
+                .instrument(span)
+                .await
+                .expect("append");
         }
         let loaded = log.load(CONV, "t1", "conv_u").await.expect("load");
-        assert_eq!(loaded.0[0].trace.as_ref().map(TraceContext::trace_id), Some(expected.trace_id()));
+        assert_eq!(
+            loaded.0[0].trace.as_ref().map(TraceContext::trace_id),
+            Some(expected.trace_id())
+        );
         loaded
     };
     assert!(!records[0].commit.events[0].traceparent.is_empty());
@@ -505,22 +670,37 @@ async fn a_follower_reports_caught_up_only_after_replaying_the_existing_log() {
     let log = provisioned(&server, 4).await;
     let mut pending = futures::stream::iter((0..2000).map(|i| {
         let log = log.clone();
-        async move { log.append(commit("t1", &format!("conv_{}", i % 50), &format!("c{i}")), Expected::Any).await }
+        async move {
+            log.append(
+                commit("t1", &format!("conv_{}", i % 50), &format!("c{i}")),
+                Expected::Any,
+            )
+            .await
+        }
     }))
     .buffer_unordered(64);
     while let Some(result) = pending.next().await {
         result.expect("append");
     }
-    let follower = log.follow(CONV, History::default(), CancellationToken::new()).await.expect("follow");
-    tokio::time::timeout(Duration::from_secs(30), follower.caught_up()).await.expect("caught up");
-    let applied = follower.read();
-    assert_eq!(applied.commits, 2000);
-    assert_eq!(applied.state.0.values().map(Vec::len).sum::<usize>(), 2000);
+    let follower = log
+        .follow(CONV, History::default(), CancellationToken::new())
+        .await
+        .expect("follow");
+    tokio::time::timeout(Duration::from_secs(30), follower.caught_up())
+        .await
+        .expect("caught up");
+    {
+        let applied = follower.read();
+        assert_eq!(applied.commits, 2000);
+        assert_eq!(applied.state.0.values().map(Vec::len).sum::<usize>(), 2000);
 
-    // An empty context is caught up at once.
-    drop(applied);
+        // An empty context is caught up at once.
+    }
     let empty = open(&server, config(4)).await;
     empty.provision(LogContext::KB).await.expect("provision");
-    let follower = empty.follow(LogContext::KB, History::default(), CancellationToken::new()).await.expect("follow");
+    let follower = empty
+        .follow(LogContext::KB, History::default(), CancellationToken::new())
+        .await
+        .expect("follow");
     assert!(follower.is_caught_up());
 }

@@ -15,6 +15,8 @@ pub mod tally;
 pub mod telemetry;
 
 pub use config::{ConfigError, ServiceConfig, load_config};
-pub use service::{Drain, Listeners, RunError, ServiceParts, ServiceSpec, Started, main_with, run_service, shutdown_on_signals};
+pub use service::{
+    Drain, Listeners, RunError, ServiceParts, ServiceSpec, Started, main_with, run_service, shutdown_on_signals,
+};
 pub use status::{ProgressSource, StatusBoard};
 pub use tally::LogTally;

@@ -68,7 +68,9 @@ pub struct Started {
 
 impl std::fmt::Debug for Started {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Started").field("service", &self.service).finish_non_exhaustive()
+        f.debug_struct("Started")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,13 +78,20 @@ impl Started {
     /// Registers work to finish during shutdown, after the servers stopped accepting requests
     /// (a consumer's in-flight delivery, a final snapshot), bounded by the grace period.
     pub fn on_shutdown(&self, name: &'static str, work: impl Future<Output = ()> + Send + 'static) {
-        self.drains.lock().unwrap_or_else(|e| e.into_inner()).push((name, Box::pin(work)));
+        self.drains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, Box::pin(work)));
     }
 
     /// Rebuilds `P` from the latest snapshot of `context` plus the log after it, follows the
     /// tail, counts it towards readiness, and saves a snapshot every `snapshot_interval_secs` and
     /// at shutdown, so that the next start reads only recent history.
-    pub async fn follow_with_snapshots<P: Snapshottable>(&self, context: LogContext, empty: P) -> Result<Follower<P>, LogError> {
+    pub async fn follow_with_snapshots<P: Snapshottable>(
+        &self,
+        context: LogContext,
+        empty: P,
+    ) -> Result<Follower<P>, LogError> {
         let key = format!("{}.{}", self.service, context.name());
         let follower = self
             .log
@@ -131,7 +140,9 @@ impl<P: Snapshottable> Snapshots<P> {
         }
         match self.log.save_snapshot(&self.key, &self.follower).await {
             Ok(_) => self.saved_commits = commits,
-            Err(error) => tracing::warn!(%error, key = %self.key, "snapshot not saved; the next start replays more of the log"),
+            Err(error) => {
+                tracing::warn!(%error, key = %self.key, "snapshot not saved; the next start replays more of the log")
+            }
         }
     }
 }
@@ -214,8 +225,14 @@ where
     })
     .await?;
 
-    let http_addr = listeners.http.local_addr().map_err(|e| RunError::Serve(e.to_string()))?;
-    let grpc_addr = listeners.grpc.local_addr().map_err(|e| RunError::Serve(e.to_string()))?;
+    let http_addr = listeners
+        .http
+        .local_addr()
+        .map_err(|e| RunError::Serve(e.to_string()))?;
+    let grpc_addr = listeners
+        .grpc
+        .local_addr()
+        .map_err(|e| RunError::Serve(e.to_string()))?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -236,7 +253,13 @@ where
         );
     let http = axum::serve(listeners.http, parts.http.merge(operations_routes(status.clone())))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::spawn(report_readiness(status.clone(), health, shutdown.clone(), http_addr, grpc_addr));
+    tokio::spawn(report_readiness(
+        status.clone(),
+        health,
+        shutdown.clone(),
+        http_addr,
+        grpc_addr,
+    ));
 
     let servers = async {
         let (grpc, http) = tokio::join!(grpc, http);
@@ -271,7 +294,10 @@ where
     .await;
     match drained {
         Ok(result) => result?,
-        Err(_) => tracing::warn!(grace_secs = config.shutdown_grace_secs, "in-flight work did not finish within the grace period"),
+        Err(_) => tracing::warn!(
+            grace_secs = config.shutdown_grace_secs,
+            "in-flight work did not finish within the grace period"
+        ),
     }
     tracing::info!("stopped");
     Ok(())
@@ -289,11 +315,13 @@ async fn report_readiness(
     loop {
         let ready = status.is_ready();
         if ready != was_ready {
-            let serving = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let serving = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             health.set_service_status("", serving).await;
-            health
-                .set_service_status("yy.system.v1.SystemService", serving)
-                .await;
+            health.set_service_status("yy.system.v1.SystemService", serving).await;
             if ready {
                 tracing::info!(%http, %grpc, "ready");
             } else {
@@ -321,7 +349,11 @@ fn operations_routes(status: StatusBoard) -> Router {
 
 async fn readyz(State(status): State<StatusBoard>) -> impl IntoResponse {
     let report = status.status();
-    let code = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let contexts: Vec<_> = report
         .contexts
         .iter()
@@ -390,13 +422,14 @@ where
     Fut: Future<Output = Result<(), RunError>>,
 {
     let cli = <Cli as clap::Parser>::parse();
-    let config = match load_config::<ServiceConfig>(spec.name, cli.config.as_deref()).and_then(|c| c.validate().map(|()| c)) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("yy-{}: {error}", spec.name);
-            return ExitCode::from(64);
-        }
-    };
+    let config =
+        match load_config::<ServiceConfig>(spec.name, cli.config.as_deref()).and_then(|c| c.validate().map(|()| c)) {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("yy-{}: {error}", spec.name);
+                return ExitCode::from(64);
+            }
+        };
     let _telemetry = match telemetry::init(spec.name, &config.telemetry) {
         Ok(guard) => guard,
         Err(error) => {
@@ -412,9 +445,12 @@ where
         }
     };
     let result = runtime.block_on(async {
-        let listeners = Listeners::bind(&config)
-            .await
-            .map_err(|e| RunError::Serve(format!("cannot listen on {} / {}: {e}", config.http.listen, config.grpc.listen)))?;
+        let listeners = Listeners::bind(&config).await.map_err(|e| {
+            RunError::Serve(format!(
+                "cannot listen on {} / {}: {e}",
+                config.http.listen, config.grpc.listen
+            ))
+        })?;
         let shutdown = shutdown_on_signals();
         run(config, listeners, shutdown).await
     });

@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use prometheus::{Encoder as _, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use yy_eventlog::{Follower, Projection};
-use yy_proto::system::v1::{ContextProgress, GetStatusRequest, GetStatusResponse, system_service_server::SystemService};
+use yy_proto::system::v1::{
+    ContextProgress, GetStatusRequest, GetStatusResponse, system_service_server::SystemService,
+};
 
 /// Something whose replay progress counts towards readiness: a [`Follower`], normally.
 pub trait ProgressSource: Send + Sync + 'static {
@@ -45,7 +47,9 @@ struct Inner {
 
 impl std::fmt::Debug for StatusBoard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatusBoard").field("service", &self.inner.service).finish_non_exhaustive()
+        f.debug_struct("StatusBoard")
+            .field("service", &self.inner.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,16 +58,26 @@ impl StatusBoard {
     pub fn new(service: &'static str, nats: async_nats::Client) -> Self {
         let prefix = format!("yy_{}", service.replace('-', "_"));
         let registry = Registry::new();
-        let ready_gauge = IntGauge::new(format!("{prefix}_ready"), "1 once the service has caught up with the event log and is connected to NATS")
-            .expect("valid metric");
-        let connected_gauge = IntGauge::new(format!("{prefix}_nats_connected"), "1 while connected to NATS").expect("valid metric");
+        let ready_gauge = IntGauge::new(
+            format!("{prefix}_ready"),
+            "1 once the service has caught up with the event log and is connected to NATS",
+        )
+        .expect("valid metric");
+        let connected_gauge =
+            IntGauge::new(format!("{prefix}_nats_connected"), "1 while connected to NATS").expect("valid metric");
         let commits_gauge = IntGaugeVec::new(
-            Opts::new(format!("{prefix}_log_commits_applied_total"), "Commits applied to in-memory state since start, per log context"),
+            Opts::new(
+                format!("{prefix}_log_commits_applied_total"),
+                "Commits applied to in-memory state since start, per log context",
+            ),
             &["context"],
         )
         .expect("valid metric");
         let sequence_gauge = IntGaugeVec::new(
-            Opts::new(format!("{prefix}_log_applied_sequence"), "Last stream sequence applied, per log context and partition"),
+            Opts::new(
+                format!("{prefix}_log_applied_sequence"),
+                "Last stream sequence applied, per log context and partition",
+            ),
             &["context", "partition"],
         )
         .expect("valid metric");
@@ -96,7 +110,11 @@ impl StatusBoard {
 
     /// Makes `source` count towards readiness.
     pub fn track(&self, source: impl ProgressSource) {
-        self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::new(source));
+        self.inner
+            .sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(source));
     }
 
     /// The registry for the service's own metrics; they appear on `/metrics`.
@@ -158,7 +176,10 @@ impl StatusBoard {
 
 #[tonic::async_trait]
 impl SystemService for StatusBoard {
-    async fn get_status(&self, _request: tonic::Request<GetStatusRequest>) -> Result<tonic::Response<GetStatusResponse>, tonic::Status> {
+    async fn get_status(
+        &self,
+        _request: tonic::Request<GetStatusRequest>,
+    ) -> Result<tonic::Response<GetStatusResponse>, tonic::Status> {
         Ok(tonic::Response::new(self.status()))
     }
 }

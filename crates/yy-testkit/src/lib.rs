@@ -53,7 +53,10 @@ impl NatsServer {
     /// When no suitable nats-server binary exists or it does not become healthy in time: a test
     /// cannot run without it, and the message says how to install one.
     pub fn start_with(sync: Sync) -> Self {
-        let dir = tempfile::Builder::new().prefix("yy-nats-").tempdir().expect("create temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("yy-nats-")
+            .tempdir()
+            .expect("create temp dir");
         let port = free_port();
         let monitor_port = free_port();
         let sync_line = match sync {
@@ -223,9 +226,7 @@ pub fn nats_server_binary() -> PathBuf {
             None => eprintln!("skipping {}: cannot read its version", candidate.display()),
         }
     }
-    panic!(
-        "no nats-server 2.12+ found: run `make tools` (installs one under .yy/tools) or set YY_NATS_SERVER"
-    );
+    panic!("no nats-server 2.12+ found: run `make tools` (installs one under .yy/tools) or set YY_NATS_SERVER");
 }
 
 fn server_version(binary: &Path) -> Option<(u32, u32)> {

@@ -13,7 +13,9 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 /// Runs the service on `listeners` until `shutdown` is cancelled.
 pub async fn run(config: ServiceConfig, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
     run_service(SPEC, config, listeners, shutdown, |started| async move {
-        started.follow_with_snapshots(LogContext::ROUTING, LogTally::default()).await?;
+        started
+            .follow_with_snapshots(LogContext::ROUTING, LogTally::default())
+            .await?;
         Ok(ServiceParts::default())
     })
     .await
