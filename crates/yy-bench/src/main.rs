@@ -223,6 +223,7 @@ fn commit(aggregate: &str, text: &str) -> NewCommit {
                 message_id: "msg_bench".into(),
                 role: "customer".into(),
                 text: text.into(),
+                ..Default::default()
             })),
             ..Default::default()
         }],

@@ -56,6 +56,7 @@ fn commit(tenant: &str, aggregate: &str, command_id: &str) -> NewCommit {
                 message_id: format!("msg_{command_id}"),
                 role: "customer".into(),
                 text: command_id.into(),
+                ..Default::default()
             })),
             ..Default::default()
         }],

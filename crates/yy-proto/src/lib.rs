@@ -13,10 +13,17 @@ pub mod eventlog {
     }
 }
 
-/// `yy.conversation.v1`: conversation events.
+/// `yy.conversation.v1`: conversation and contact events, and the conversation API.
 pub mod conversation {
     pub mod v1 {
         tonic::include_proto!("yy.conversation.v1");
+    }
+}
+
+/// `yy.iam.v1`: tenants and API keys.
+pub mod iam {
+    pub mod v1 {
+        tonic::include_proto!("yy.iam.v1");
     }
 }
 

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Provider as _};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use yy_eventlog::{LogConfig, NatsConfig};
@@ -18,10 +18,30 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The settings every service has.
+/// A service's own settings, beside the ones every service has: whole sections, such as the
+/// gateway's `[auth]`, flattened into the service's config.
+pub trait Extra: DeserializeOwned + Default + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The top-level keys (sections) it adds; any other unknown key is an error.
+    const SECTIONS: &'static [&'static str];
+
+    /// Checks what serde cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// No settings beyond the common ones.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct NoExtra {}
+
+impl Extra for NoExtra {
+    const SECTIONS: &'static [&'static str] = &[];
+}
+
+/// The settings every service has, and the service's own (`extra`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServiceConfig {
+#[serde(default)]
+pub struct ServiceConfig<X = NoExtra> {
     /// How to reach NATS.
     pub nats: NatsConfig,
     /// The event log's layout.
@@ -36,9 +56,23 @@ pub struct ServiceConfig {
     pub shutdown_grace_secs: u64,
     /// How often in-memory state is snapshotted (when it changed), in seconds.
     pub snapshot_interval_secs: u64,
+    /// The service's own sections.
+    #[serde(flatten)]
+    pub extra: X,
 }
 
-impl Default for ServiceConfig {
+/// The keys [`ServiceConfig`] itself has; [`load_config`] refuses others unless `Extra` names them.
+const COMMON_KEYS: &[&str] = &[
+    "nats",
+    "eventlog",
+    "http",
+    "grpc",
+    "telemetry",
+    "shutdown_grace_secs",
+    "snapshot_interval_secs",
+];
+
+impl<X: Default> Default for ServiceConfig<X> {
     fn default() -> Self {
         ServiceConfig {
             nats: NatsConfig::default(),
@@ -52,11 +86,12 @@ impl Default for ServiceConfig {
             telemetry: TelemetryConfig::default(),
             shutdown_grace_secs: 10,
             snapshot_interval_secs: 300,
+            extra: X::default(),
         }
     }
 }
 
-impl ServiceConfig {
+impl<X: Extra> ServiceConfig<X> {
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.eventlog
@@ -71,7 +106,7 @@ impl ServiceConfig {
         if self.shutdown_grace_secs == 0 {
             return Err(ConfigError::Invalid("shutdown_grace_secs must be at least 1".into()));
         }
-        Ok(())
+        self.extra.validate()
     }
 }
 
@@ -123,7 +158,7 @@ pub fn env_prefix(service: &str) -> String {
 /// Loads a service's config: the type's defaults, then the TOML `file` (when given), then the
 /// environment variables `YY_<SERVICE>__SECTION__FIELD` (such as `YY_GATEWAY__NATS__URL`).
 /// Unknown keys are errors, so a misspelt variable is caught rather than ignored.
-pub fn load_config<T: DeserializeOwned>(service: &str, file: Option<&Path>) -> Result<T, ConfigError> {
+pub fn load_config<X: Extra>(service: &str, file: Option<&Path>) -> Result<ServiceConfig<X>, ConfigError> {
     let mut figment = Figment::new();
     if let Some(file) = file {
         if !file.is_file() {
@@ -134,11 +169,25 @@ pub fn load_config<T: DeserializeOwned>(service: &str, file: Option<&Path>) -> R
         }
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment = figment.merge(Env::prefixed(&env_prefix(service)).split("__"));
-    figment.extract().map_err(|error| {
+    let prefix = env_prefix(service);
+    figment = figment.merge(Env::prefixed(&prefix).split("__"));
+    // Sections refuse unknown fields themselves; the top level is checked here because the
+    // service's own sections are flattened into it.
+    let data = figment.data().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    for key in data.values().flat_map(|dict| dict.keys()) {
+        let known = COMMON_KEYS.contains(&key.as_str()) || X::SECTIONS.contains(&key.as_str());
+        if !known {
+            return Err(ConfigError::Invalid(format!(
+                "unknown key `{key}` (from the config file or a {prefix}… variable)"
+            )));
+        }
+    }
+    let config: ServiceConfig<X> = figment.extract().map_err(|error| {
         let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
         ConfigError::Invalid(messages.join("; "))
-    })
+    })?;
+    config.validate()?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -157,7 +206,7 @@ mod tests {
             jail.set_env("YY_TICKET_SYNC__NATS__URL", "nats://env:4222");
             jail.set_env("YY_TICKET_SYNC__HTTP__LISTEN", "127.0.0.1:0");
             let config: ServiceConfig =
-                load_config("ticket-sync", Some(Path::new("svc.toml"))).map_err(|e| e.to_string())?;
+                load_config::<NoExtra>("ticket-sync", Some(Path::new("svc.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.nats.url, "nats://env:4222");
             assert_eq!(config.eventlog.partitions, 4);
             assert_eq!(config.eventlog.replicas, 1);
@@ -172,13 +221,19 @@ mod tests {
     fn mistakes_are_named() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("YY_GATEWAY__NATS__URLL", "nats://typo:4222");
-            let error = load_config::<ServiceConfig>("gateway", None).expect_err("unknown key");
+            let error = load_config::<NoExtra>("gateway", None).expect_err("unknown key");
             assert!(error.to_string().contains("urll"), "{error}");
             Ok(())
         });
         figment::Jail::expect_with(|jail| {
+            jail.set_env("YY_GATEWAY__SHUTDOWN_GRACE", "5");
+            let error = load_config::<NoExtra>("gateway", None).expect_err("unknown top-level key");
+            assert!(error.to_string().contains("shutdown_grace"), "{error}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
             jail.set_env("YY_GATEWAY__EVENTLOG__PARTITIONS", "many");
-            let error = load_config::<ServiceConfig>("gateway", None).expect_err("wrong type");
+            let error = load_config::<NoExtra>("gateway", None).expect_err("wrong type");
             assert!(
                 error.to_string().to_lowercase().contains("eventlog.partitions"),
                 "{error}"
@@ -186,11 +241,11 @@ mod tests {
             Ok(())
         });
         figment::Jail::expect_with(|_| {
-            let error = load_config::<ServiceConfig>("gateway", Some(Path::new("missing.toml"))).expect_err("missing");
+            let error = load_config::<NoExtra>("gateway", Some(Path::new("missing.toml"))).expect_err("missing");
             assert!(error.to_string().contains("missing.toml"), "{error}");
             Ok(())
         });
-        let config = ServiceConfig {
+        let config: ServiceConfig = ServiceConfig {
             eventlog: LogConfig {
                 partitions: 0,
                 ..LogConfig::default()

@@ -19,7 +19,7 @@ use tonic_health::ServingStatus;
 use yy_eventlog::{EventLog, Follower, LogContext, LogError, Snapshottable};
 use yy_proto::system::v1::system_service_server::SystemServiceServer;
 
-use crate::config::{ConfigError, ServiceConfig, load_config};
+use crate::config::{ConfigError, Extra, ServiceConfig, load_config};
 use crate::status::StatusBoard;
 use crate::telemetry;
 
@@ -43,7 +43,7 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds the addresses in `config`.
-    pub async fn bind(config: &ServiceConfig) -> std::io::Result<Self> {
+    pub async fn bind<X>(config: &ServiceConfig<X>) -> std::io::Result<Self> {
         let http = TcpListener::bind(config.http.listen).await?;
         let grpc = TcpListener::bind(config.grpc.listen).await?;
         Ok(Listeners { http, grpc })
@@ -189,9 +189,9 @@ impl RunError {
 /// Runs a service until `shutdown` is cancelled: connects to NATS, provisions and checks the
 /// contexts it owns, lets `build` set up the service's own state and routes, serves HTTP and
 /// gRPC, and on shutdown drains within `shutdown_grace_secs`.
-pub async fn run_service<F, Fut>(
+pub async fn run_service<X: Extra, F, Fut>(
     spec: ServiceSpec,
-    config: ServiceConfig,
+    config: ServiceConfig<X>,
     listeners: Listeners,
     shutdown: CancellationToken,
     build: F,
@@ -416,20 +416,19 @@ struct Cli {
 
 /// The whole of a service's `main`: parses the command line, loads config, starts telemetry and
 /// runs `run` until SIGTERM, returning the exit code (64 for bad config, see [`RunError::exit_code`]).
-pub fn main_with<F, Fut>(spec: ServiceSpec, run: F) -> ExitCode
+pub fn main_with<X: Extra, F, Fut>(spec: ServiceSpec, run: F) -> ExitCode
 where
-    F: FnOnce(ServiceConfig, Listeners, CancellationToken) -> Fut,
+    F: FnOnce(ServiceConfig<X>, Listeners, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), RunError>>,
 {
     let cli = <Cli as clap::Parser>::parse();
-    let config =
-        match load_config::<ServiceConfig>(spec.name, cli.config.as_deref()).and_then(|c| c.validate().map(|()| c)) {
-            Ok(config) => config,
-            Err(error) => {
-                eprintln!("yy-{}: {error}", spec.name);
-                return ExitCode::from(64);
-            }
-        };
+    let config = match load_config::<X>(spec.name, cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("yy-{}: {error}", spec.name);
+            return ExitCode::from(64);
+        }
+    };
     let _telemetry = match telemetry::init(spec.name, &config.telemetry) {
         Ok(guard) => guard,
         Err(error) => {
