@@ -110,6 +110,39 @@ impl<X: Extra> ServiceConfig<X> {
     }
 }
 
+/// A secret from config (a token, a key): compared and used, never printed. Its `Debug` shows
+/// only whether it is set, so a config logged whole leaks nothing.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when empty (not configured).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(unset)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
 /// Where a server listens.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

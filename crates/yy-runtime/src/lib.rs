@@ -14,7 +14,7 @@ pub mod status;
 pub mod tally;
 pub mod telemetry;
 
-pub use config::{ConfigError, Extra, NoExtra, ServiceConfig, load_config};
+pub use config::{ConfigError, Extra, NoExtra, Secret, ServiceConfig, load_config};
 pub use service::{
     Drain, Listeners, RunError, ServiceParts, ServiceSpec, Started, main_with, run_service, shutdown_on_signals,
 };

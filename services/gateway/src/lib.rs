@@ -1,8 +1,23 @@
-//! The gateway: the public edge (REST, gRPC, live event streams), authentication and tenancy. It owns the IAM and audit logs.
+//! The gateway: the public edge (REST, gRPC, live event streams), authentication and tenancy.
+//! It owns the IAM and audit logs. Conversation commands and queries are forwarded to the
+//! conversation service with the caller's tenant, which only the gateway establishes.
+
+pub mod config;
+mod grpc_proxy;
+pub mod iam;
+mod live;
+pub mod problem;
+mod rest;
+mod upstream;
+
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use yy_eventlog::LogContext;
-use yy_runtime::{Listeners, LogTally, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
+use yy_eventlog::{EventLog, LogContext};
+use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
+use yy_runtime::{Listeners, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
+
+pub use config::GatewayConfig;
 
 /// The service's identity at start-up: its name and the log contexts only it writes.
 pub const SPEC: ServiceSpec = ServiceSpec {
@@ -10,13 +25,44 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     owns: &[LogContext::IAM, LogContext::AUDIT],
 };
 
-/// Runs the service on `listeners` until `shutdown` is cancelled.
-pub async fn run(config: ServiceConfig, listeners: Listeners, shutdown: CancellationToken) -> Result<(), RunError> {
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Tenants and API keys.
+    pub iam: iam::Iam,
+    /// The conversation service.
+    pub conversations: ConversationServiceClient<tonic::transport::Channel>,
+    /// The event log (idempotency records, live events).
+    pub log: EventLog,
+    /// The gateway's own settings.
+    pub config: Arc<GatewayConfig>,
+}
+
+/// Runs the gateway on `listeners` until `shutdown` is cancelled.
+pub async fn run(
+    config: ServiceConfig<GatewayConfig>,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let gateway = Arc::new(config.extra.clone());
     run_service(SPEC, config, listeners, shutdown, |started| async move {
-        started
-            .follow_with_snapshots(LogContext::IAM, LogTally::default())
-            .await?;
-        Ok(ServiceParts::default())
+        let iam = iam::Iam::start(&started, &gateway.auth).await?;
+        let channel = upstream::channel(&gateway.upstream.conversation)?;
+        let state = AppState {
+            iam,
+            conversations: ConversationServiceClient::new(channel.clone()),
+            log: started.log.clone(),
+            config: gateway,
+        };
+        let http = rest::middleware(
+            axum::Router::new()
+                .merge(state.iam.admin_routes())
+                .merge(rest::routes())
+                .merge(live::routes(started.shutdown.clone()))
+                .with_state(state.clone()),
+        );
+        let grpc = grpc_proxy::routes(state, channel);
+        Ok(ServiceParts { http, grpc })
     })
     .await
 }

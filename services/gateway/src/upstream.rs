@@ -1,0 +1,57 @@
+//! Calls to the services behind the gateway, made on behalf of an authenticated tenant.
+
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use yy_runtime::RunError;
+
+use crate::problem::{Problem, ProblemKind};
+
+/// The metadata that carries the caller's tenant to the services behind the gateway. The
+/// gateway sets it after authenticating and strips it from what clients send.
+pub const TENANT_METADATA: &str = "x-yy-tenant";
+
+/// The metadata in which a service names the kind of error, when its gRPC code alone does not
+/// (such as `message-too-large` beside INVALID_ARGUMENT).
+pub const ERROR_KIND_METADATA: &str = "yy-error";
+
+/// A channel to `url` that connects on first use and reconnects by itself, so the gateway can
+/// start before the services behind it.
+pub fn channel(url: &str) -> Result<Channel, RunError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| RunError::Serve(format!("upstream URL {url:?}: {e}")))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30));
+    Ok(endpoint.connect_lazy())
+}
+
+/// Wraps `message` in a request acting for `tenant_id`.
+pub fn for_tenant<T>(tenant_id: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = MetadataValue::try_from(tenant_id) {
+        request.metadata_mut().insert(TENANT_METADATA, value);
+    }
+    request
+}
+
+/// The problem document for a failed call.
+pub fn problem(status: &tonic::Status) -> Problem {
+    let named = status
+        .metadata()
+        .get(ERROR_KIND_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|slug| ProblemKind::ALL.into_iter().find(|k| k.slug() == slug));
+    let kind = named.unwrap_or(match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::OutOfRange => ProblemKind::ValidationFailed,
+        tonic::Code::NotFound => ProblemKind::NotFound,
+        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => ProblemKind::InvalidState,
+        tonic::Code::Aborted => ProblemKind::Conflict,
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ProblemKind::Unavailable,
+        tonic::Code::Unauthenticated => ProblemKind::Unauthorized,
+        _ => ProblemKind::Internal,
+    });
+    if kind == ProblemKind::Internal {
+        tracing::error!(code = ?status.code(), message = status.message(), "upstream call failed");
+        return Problem::new(kind, "");
+    }
+    Problem::new(kind, status.message())
+}

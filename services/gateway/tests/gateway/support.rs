@@ -1,0 +1,127 @@
+//! A gateway and a conversation service started in-process against a fresh nats-server.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use yy_eventlog::{LogConfig, NatsConfig};
+use yy_gateway::GatewayConfig;
+use yy_runtime::{Listeners, NoExtra, RunError, Secret, ServiceConfig};
+use yy_testkit::{NatsServer, RunningService, spawn_service};
+
+/// The admin token the test gateway is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// nats-server, conversation service and gateway.
+pub struct Cluster {
+    pub nats: NatsServer,
+    pub conversation: Option<RunningService<RunError>>,
+    pub gateway: Option<RunningService<RunError>>,
+    pub http: reqwest::Client,
+    conversation_config: ServiceConfig<NoExtra>,
+}
+
+fn common<X: Default>(nats: &NatsServer) -> ServiceConfig<X> {
+    ServiceConfig {
+        nats: NatsConfig {
+            url: nats.url(),
+            monitor_url: Some(nats.monitor_url()),
+            ..NatsConfig::default()
+        },
+        eventlog: LogConfig {
+            partitions: 4,
+            ..LogConfig::default()
+        },
+        shutdown_grace_secs: 5,
+        ..ServiceConfig::default()
+    }
+}
+
+impl Cluster {
+    /// Starts everything and waits until both services are ready.
+    pub async fn start() -> Cluster {
+        let nats = NatsServer::start();
+        let conversation_config = common::<NoExtra>(&nats);
+        let mut cluster = Cluster {
+            nats,
+            conversation: None,
+            gateway: None,
+            http: reqwest::Client::new(),
+            conversation_config,
+        };
+        cluster.start_conversation().await;
+        cluster.start_gateway().await;
+        cluster
+    }
+
+    /// Starts (or restarts) the conversation service.
+    pub async fn start_conversation(&mut self) {
+        if let Some(running) = self.conversation.take() {
+            running.stop().await.expect("conversation stops cleanly");
+        }
+        let config = self.conversation_config.clone();
+        let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
+            yy_conversation::run(config, Listeners { http, grpc }, shutdown)
+        })
+        .await;
+        wait_ready(&format!("http://{}/readyz", running.http)).await;
+        self.conversation = Some(running);
+        // The gateway's upstream address changes with the conversation service's port.
+        if self.gateway.is_some() {
+            self.start_gateway().await;
+        }
+    }
+
+    /// Starts (or restarts) the gateway.
+    pub async fn start_gateway(&mut self) {
+        if let Some(running) = self.gateway.take() {
+            running.stop().await.expect("gateway stops cleanly");
+        }
+        let mut config = common::<GatewayConfig>(&self.nats);
+        config.extra.auth.admin_token = Secret::new(ADMIN_TOKEN);
+        config.extra.auth.key_secret = Secret::new("test-key-secret-0123456789abcdef0123456789");
+        let upstream = self.conversation.as_ref().expect("conversation runs").grpc;
+        config.extra.upstream.conversation = format!("http://{upstream}");
+        let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
+            yy_gateway::run(config, Listeners { http, grpc }, shutdown)
+        })
+        .await;
+        wait_ready(&format!("http://{}/readyz", running.http)).await;
+        self.gateway = Some(running);
+    }
+
+    /// The gateway's URL for `path` (such as `/v1/conversations`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.as_ref().expect("gateway runs").http)
+    }
+
+    /// The gateway's gRPC endpoint.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.gateway.as_ref().expect("gateway runs").grpc)
+    }
+
+    /// Stops both services.
+    pub async fn stop(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await.expect("gateway stops cleanly");
+        }
+        if let Some(conversation) = self.conversation.take() {
+            conversation.stop().await.expect("conversation stops cleanly");
+        }
+    }
+}
+
+/// Waits until `url` answers 200.
+pub async fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = reqwest::get(url).await
+            && response.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} never became ready");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
