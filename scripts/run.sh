@@ -22,6 +22,19 @@ ready_timeout=60
 mkdir -p "$run_dir/data" "$run_dir/logs"
 pids=()
 
+# Secrets are made once and kept with the data, so that API keys issued earlier keep working.
+secrets="$run_dir/secrets.env"
+if [[ ! -s "$secrets" ]]; then
+  umask 077
+  {
+    echo "YY_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    echo "YY_KEY_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+  } >"$secrets"
+  umask 022
+fi
+# shellcheck disable=SC1090
+source "$secrets"
+
 stop() {
   trap - INT TERM EXIT
   echo
@@ -79,7 +92,14 @@ for i in "${!services[@]}"; do
   prefix="YY_$(tr '[:lower:]-' '[:upper:]_' <<<"$service")__"
   http_port=$((http_base + i))
   grpc_port=$((grpc_base + i))
-  env "${prefix}NATS__URL=nats://127.0.0.1:$nats_port" \
+  extra=()
+  if [[ $service == gateway ]]; then
+    extra=("${prefix}AUTH__ADMIN_TOKEN=$YY_ADMIN_TOKEN"
+           "${prefix}AUTH__KEY_SECRET=$YY_KEY_SECRET"
+           "${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))")
+  fi
+  env "${extra[@]}" \
+      "${prefix}NATS__URL=nats://127.0.0.1:$nats_port" \
       "${prefix}NATS__MONITOR_URL=http://127.0.0.1:$monitor_port" \
       "${prefix}HTTP__LISTEN=127.0.0.1:$http_port" \
       "${prefix}GRPC__LISTEN=127.0.0.1:$grpc_port" \
@@ -99,7 +119,55 @@ for i in "${!services[@]}"; do
     exit 1
   fi
 done
+api_url="http://127.0.0.1:$http_base"
+json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)[\"$1\"])"; }
+
+# The demo tenant and its API key live as long as the data; a new one is made when they are gone.
+demo="$run_dir/demo.env"
+if [[ -s "$demo" ]]; then
+  # shellcheck disable=SC1090
+  source "$demo"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $YY_API_KEY" "$api_url/v1/conversations?page_size=1")
+  [[ $code == 200 ]] || rm -f "$demo"
+fi
+if [[ ! -s "$demo" ]]; then
+  tenant=$(curl -fsS -X POST "$api_url/admin/v1/tenants" -H "Authorization: Bearer $YY_ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"name":"Demo"}' | json_field id)
+  key=$(curl -fsS -X POST "$api_url/admin/v1/tenants/$tenant/api-keys" -H "Authorization: Bearer $YY_ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"name":"make run"}' | json_field key)
+  umask 077
+  printf 'YY_DEMO_TENANT=%s\nYY_API_KEY=%s\n' "$tenant" "$key" >"$demo"
+  umask 022
+  # shellcheck disable=SC1090
+  source "$demo"
+fi
+{
+  echo "YY_API_URL=$api_url"
+  echo "YY_GRPC_ADDR=127.0.0.1:$grpc_base"
+  echo "YY_ADMIN_TOKEN=$YY_ADMIN_TOKEN"
+  echo "YY_DEMO_TENANT=$YY_DEMO_TENANT"
+  echo "YY_API_KEY=$YY_API_KEY"
+} >>"$env_file"
 mv "$env_file" "$run_dir/run.env"
+
+cat >"$run_dir/quickstart.sh" <<QUICKSTART
+#!/usr/bin/env bash
+# A first conversation through the REST API of the local cluster.
+set -euo pipefail
+source "$run_dir/run.env"
+auth=(-H "Authorization: Bearer \$YY_API_KEY" -H 'Content-Type: application/json')
+id() { python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'; }
+
+contact=\$(curl -fsS "\$YY_API_URL/v1/contacts" "\${auth[@]}" \\
+  -d '{"identity": {"channel": "web", "external_id": "visitor-1"}, "name": "Ann"}' | id)
+conversation=\$(curl -fsS "\$YY_API_URL/v1/conversations" "\${auth[@]}" \\
+  -d "{\\"contact_id\\": \\"\$contact\\", \\"channel\\": \\"web\\"}" | id)
+curl -fsS "\$YY_API_URL/v1/conversations/\$conversation/messages" "\${auth[@]}" \\
+  -d '{"role": "customer", "text": "Where is my order? 我的订单到哪了？"}' >/dev/null
+curl -fsS "\$YY_API_URL/v1/conversations/\$conversation/messages" "\${auth[@]}"
+echo
+QUICKSTART
+chmod +x "$run_dir/quickstart.sh"
 
 echo
 echo "Yiwaiwai is running (ready in $((SECONDS - started))s):"
@@ -108,6 +176,15 @@ for i in "${!services[@]}"; do
   printf '  %-13s %-28s %s\n' "${services[$i]}" "http://127.0.0.1:$((http_base + i))" "127.0.0.1:$((grpc_base + i))"
 done
 echo "  nats          nats://127.0.0.1:$nats_port (monitoring http://127.0.0.1:$monitor_port)"
+echo
+echo "REST API: $api_url/v1 (OpenAPI: $api_url/v1/openapi.json)   gRPC API: 127.0.0.1:$grpc_base"
+echo "Demo tenant $YY_DEMO_TENANT, API key: $YY_API_KEY"
+echo
+echo "Quickstart: run $run_dir/quickstart.sh, or paste:"
+echo
+echo "  source $run_dir/run.env"
+sed -n '/^auth=/,$p' "$run_dir/quickstart.sh" | sed 's/^/  /'
+echo "  curl -N \"\$YY_API_URL/v1/conversations/\$conversation/events?from=start\" -H \"Authorization: Bearer \$YY_API_KEY\"  # live events"
 echo
 echo "Shell variables: $run_dir/run.env   Logs: $run_dir/logs/   Data: $run_dir/data/"
 echo "Press Ctrl-C to stop."

@@ -41,6 +41,12 @@ impl Process {
             .env(format!("{prefix}SHUTDOWN_GRACE_SECS"), "5")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        if service == "gateway" {
+            command.env(
+                format!("{prefix}AUTH__KEY_SECRET"),
+                "system-test-key-secret-0123456789abcdef",
+            );
+        }
         for (key, value) in extra_env {
             command.env(format!("{prefix}{key}"), value);
         }
@@ -202,7 +208,7 @@ async fn a_service_reconnects_when_nats_restarts() {
     wait_ready(&process.url("/readyz"), || process.log()).await;
 }
 
-fn config_for(nats: &NatsServer) -> ServiceConfig {
+fn config_for<X: Default>(nats: &NatsServer) -> ServiceConfig<X> {
     ServiceConfig {
         nats: NatsConfig {
             url: nats.url(),
@@ -253,14 +259,14 @@ async fn commits_applied(grpc: std::net::SocketAddr) -> (bool, u64) {
 #[tokio::test]
 async fn a_restarted_service_rebuilds_its_state_from_a_snapshot_plus_the_tail() {
     let nats = NatsServer::start();
-    let config = config_for(&nats);
+    let config: ServiceConfig<yy_conversation::ConversationConfig> = config_for(&nats);
     let log = EventLog::connect(&config.nats, config.eventlog.clone(), "seed")
         .await
         .expect("connect");
     log.provision(LogContext::CONV).await.expect("provision");
     seed(&log, "t1", 40).await;
 
-    let start = |config: ServiceConfig| {
+    let start = |config: ServiceConfig<yy_conversation::ConversationConfig>| {
         spawn_service(move |http, grpc, shutdown: CancellationToken| {
             yy_conversation::run(config, Listeners { http, grpc }, shutdown)
         })
@@ -282,19 +288,25 @@ async fn a_restarted_service_rebuilds_its_state_from_a_snapshot_plus_the_tail() 
 #[tokio::test]
 async fn all_five_services_run_in_process_on_ephemeral_ports() {
     let nats = NatsServer::start();
-    let config = config_for(&nats);
     let mut running = Vec::new();
     for service in SERVICES {
-        let config = config.clone();
-        let handle = spawn_service(move |http, grpc, shutdown: CancellationToken| async move {
+        let nats = &nats;
+        let handle = spawn_service(move |http, grpc, shutdown: CancellationToken| {
             let listeners = Listeners { http, grpc };
-            match service {
-                "gateway" => yy_gateway::run(config, listeners, shutdown).await,
-                "conversation" => yy_conversation::run(config, listeners, shutdown).await,
-                "routing" => yy_routing::run(config, listeners, shutdown).await,
-                "ticket-sync" => yy_ticket_sync::run(config, listeners, shutdown).await,
-                _ => yy_webhook::run(config, listeners, shutdown).await,
-            }
+            let run: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), yy_runtime::RunError>> + Send>> =
+                match service {
+                    "gateway" => {
+                        let mut config: ServiceConfig<yy_gateway::GatewayConfig> = config_for(nats);
+                        config.extra.auth.key_secret =
+                            yy_runtime::Secret::new("system-test-key-secret-0123456789abcdef");
+                        Box::pin(yy_gateway::run(config, listeners, shutdown))
+                    }
+                    "conversation" => Box::pin(yy_conversation::run(config_for(nats), listeners, shutdown)),
+                    "routing" => Box::pin(yy_routing::run(config_for(nats), listeners, shutdown)),
+                    "ticket-sync" => Box::pin(yy_ticket_sync::run(config_for(nats), listeners, shutdown)),
+                    _ => Box::pin(yy_webhook::run(config_for(nats), listeners, shutdown)),
+                };
+            run
         })
         .await;
         running.push(handle);
@@ -322,74 +334,119 @@ fn free_port_range() -> u16 {
     panic!("no free port range");
 }
 
-#[tokio::test]
-async fn the_run_script_starts_the_whole_cluster_and_stops_it_on_ctrl_c() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let run_dir = dir.path().join("run");
-    let (http_base, grpc_base) = (free_port_range(), free_port_range() + 5);
-    let mut script = Command::new("bash")
-        .arg(yy_testkit::workspace_root().join("scripts/run.sh"))
-        .env("YY_RUN_DIR", &run_dir)
-        .env("YY_RUN_NATS_PORT", free_port().to_string())
-        .env("YY_RUN_NATS_MONITOR_PORT", free_port().to_string())
-        .env("YY_RUN_HTTP_PORT_BASE", http_base.to_string())
-        .env("YY_RUN_GRPC_PORT_BASE", grpc_base.to_string())
-        .env("YY_NATS_SERVER", yy_testkit::nats_server_binary())
-        .env(
-            "YY_RUN_BIN_DIR",
-            workspace_binary("yy-gateway").parent().expect("bin dir"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start run.sh");
-    let env_file = run_dir.join("run.env");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !env_file.exists() {
-        if let Some(status) = script.try_wait().expect("wait") {
-            let output = script.wait_with_output().expect("output");
-            panic!(
-                "run.sh exited with {status}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+struct RunScript {
+    child: std::process::Child,
+    env_file: PathBuf,
+}
+
+impl RunScript {
+    async fn start(run_dir: &std::path::Path, http_base: u16, grpc_base: u16) -> RunScript {
+        let child = Command::new("bash")
+            .arg(yy_testkit::workspace_root().join("scripts/run.sh"))
+            .env("YY_RUN_DIR", run_dir)
+            .env("YY_RUN_NATS_PORT", free_port().to_string())
+            .env("YY_RUN_NATS_MONITOR_PORT", free_port().to_string())
+            .env("YY_RUN_HTTP_PORT_BASE", http_base.to_string())
+            .env("YY_RUN_GRPC_PORT_BASE", grpc_base.to_string())
+            .env("YY_NATS_SERVER", yy_testkit::nats_server_binary())
+            .env(
+                "YY_RUN_BIN_DIR",
+                workspace_binary("yy-gateway").parent().expect("bin dir"),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start run.sh");
+        let mut script = RunScript {
+            child,
+            env_file: run_dir.join("run.env"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !script.env_file.exists() {
+            if let Some(status) = script.child.try_wait().expect("wait") {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = script.child.stderr.take() {
+                    std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+                }
+                panic!("run.sh exited with {status}: {stderr}");
+            }
+            assert!(Instant::now() < deadline, "run.sh did not report the cluster ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "run.sh did not report the cluster ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        script
     }
-    let variables = std::fs::read_to_string(&env_file).expect("run.env");
-    let value = |name: &str| {
+
+    fn value(&self, name: &str) -> String {
+        let variables = std::fs::read_to_string(&self.env_file).expect("run.env");
         variables
             .lines()
             .find_map(|line| line.strip_prefix(&format!("{name}=")))
             .unwrap_or_else(|| panic!("{name} missing from run.env:\n{variables}"))
             .to_owned()
-    };
-    assert!(value("YY_NATS_URL").starts_with("nats://127.0.0.1:"));
-    for service in SERVICES {
-        let var = service.to_uppercase().replace('-', "_");
-        let http = value(&format!("YY_{var}_HTTP"));
-        assert_eq!(status_code(&format!("{http}/readyz")).await, Some(200), "{service}");
-        assert!(value(&format!("YY_{var}_GRPC")).starts_with("127.0.0.1:"));
     }
 
-    let status = Command::new("kill")
-        .arg("-INT")
-        .arg(script.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || script.wait_with_output())
-        .await
-        .expect("join")
-        .expect("output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    /// Stops it as Ctrl-C would; returns what it printed.
+    async fn interrupt(self) -> String {
+        let status = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let output = tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("output");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn the_run_script_starts_the_whole_cluster_with_a_demo_tenant_and_stops_it_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run_dir = dir.path().join("run");
+    let (http_base, grpc_base) = (free_port_range(), free_port_range() + 5);
+    let script = RunScript::start(&run_dir, http_base, grpc_base).await;
+    assert!(script.value("YY_NATS_URL").starts_with("nats://127.0.0.1:"));
+    for service in SERVICES {
+        let var = service.to_uppercase().replace('-', "_");
+        let http = script.value(&format!("YY_{var}_HTTP"));
+        assert_eq!(status_code(&format!("{http}/readyz")).await, Some(200), "{service}");
+        assert!(script.value(&format!("YY_{var}_GRPC")).starts_with("127.0.0.1:"));
+    }
+    assert_eq!(script.value("YY_API_URL"), format!("http://127.0.0.1:{http_base}"));
+    assert_eq!(script.value("YY_GRPC_ADDR"), format!("127.0.0.1:{grpc_base}"));
+    assert!(!script.value("YY_ADMIN_TOKEN").is_empty());
+    let api_key = script.value("YY_API_KEY");
+    assert!(api_key.starts_with("yy_"), "{api_key}");
+
+    // The printed quickstart works as written.
+    let quickstart = Command::new("bash")
+        .arg(run_dir.join("quickstart.sh"))
+        .output()
+        .expect("quickstart");
+    let printed = String::from_utf8_lossy(&quickstart.stdout);
+    assert!(
+        quickstart.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&quickstart.stderr)
+    );
+    assert!(printed.contains("Where is my order?"), "{printed}");
+
+    let stdout = script.interrupt().await;
     assert!(stdout.contains("Yiwaiwai is running"), "{stdout}");
+    assert!(stdout.contains(&api_key), "{stdout}");
     assert!(stdout.contains("stopped"), "{stdout}");
-    assert!(!env_file.exists(), "run.env outlived the cluster");
+    assert!(!run_dir.join("run.env").exists(), "run.env outlived the cluster");
     for port in http_base..http_base + 5 {
         assert!(
             status_code(&format!("http://127.0.0.1:{port}/healthz")).await.is_none(),
             "port {port} still served"
         );
     }
+
+    // Started again on the same data, the demo tenant and its key are still there.
+    let again = RunScript::start(&run_dir, http_base, grpc_base).await;
+    assert_eq!(again.value("YY_API_KEY"), api_key);
+    again.interrupt().await;
 }

@@ -123,7 +123,11 @@ impl EventLog {
             subjects: vec![context.partition_subjects(partition)],
             storage: storage_type(self.config.storage),
             num_replicas: self.config.replicas,
-            max_age: self.config.max_age(),
+            max_age: if context.is_kept_forever() {
+                std::time::Duration::ZERO
+            } else {
+                self.config.max_age()
+            },
             duplicate_window: self.config.duplicate_window(),
             // The log is append-only: history is never edited, only added to.
             deny_delete: true,

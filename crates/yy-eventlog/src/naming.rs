@@ -5,23 +5,27 @@ use crate::error::LogError;
 /// The name is lowercase ASCII letters only; it appears in stream names (`YY_CONV_3`) and subjects
 /// (`yy.evt.conv.3.…`), which never change once data exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LogContext(&'static str);
+pub struct LogContext {
+    name: &'static str,
+    keep_forever: bool,
+}
 
 impl LogContext {
-    /// Identity and access: tenants, API keys.
-    pub const IAM: LogContext = LogContext("iam");
-    /// The audit trail of every state change.
-    pub const AUDIT: LogContext = LogContext("audit");
+    /// Identity and access: tenants, API keys. Kept forever, whatever `max_age_secs` says:
+    /// losing a tenant's history would lose the tenant.
+    pub const IAM: LogContext = LogContext::new("iam").kept_forever();
+    /// The audit trail of every state change. Kept forever.
+    pub const AUDIT: LogContext = LogContext::new("audit").kept_forever();
     /// Conversations, contacts and messages.
-    pub const CONV: LogContext = LogContext("conv");
+    pub const CONV: LogContext = LogContext::new("conv");
     /// Routing decisions, agents and queues.
-    pub const ROUTING: LogContext = LogContext("routing");
+    pub const ROUTING: LogContext = LogContext::new("routing");
     /// Tickets and connector state.
-    pub const TICKET: LogContext = LogContext("ticket");
+    pub const TICKET: LogContext = LogContext::new("ticket");
     /// The knowledge base.
-    pub const KB: LogContext = LogContext("kb");
+    pub const KB: LogContext = LogContext::new("kb");
     /// Webhook endpoints and deliveries.
-    pub const WEBHOOK: LogContext = LogContext("webhook");
+    pub const WEBHOOK: LogContext = LogContext::new("webhook");
 
     /// A context with another name; `name` must be lowercase ASCII letters.
     ///
@@ -35,32 +39,48 @@ impl LogContext {
             assert!(bytes[i].is_ascii_lowercase(), "log context names are lowercase letters");
             i += 1;
         }
-        LogContext(name)
+        LogContext {
+            name,
+            keep_forever: false,
+        }
+    }
+
+    /// The same context, exempt from `max_age_secs`: its events are never expired.
+    pub const fn kept_forever(self) -> Self {
+        LogContext {
+            keep_forever: true,
+            ..self
+        }
+    }
+
+    /// True when the context's events are never expired.
+    pub fn is_kept_forever(&self) -> bool {
+        self.keep_forever
     }
 
     /// The context's name, such as `conv`.
     pub fn name(&self) -> &'static str {
-        self.0
+        self.name
     }
 
     /// The stream of one partition, such as `YY_CONV_3`.
     pub fn stream(&self, partition: u32) -> String {
-        format!("YY_{}_{partition}", self.0.to_ascii_uppercase())
+        format!("YY_{}_{partition}", self.name.to_ascii_uppercase())
     }
 
     /// The subject filter that captures every partition of the context.
     pub fn all_subjects(&self) -> String {
-        format!("yy.evt.{}.>", self.0)
+        format!("yy.evt.{}.>", self.name)
     }
 
     /// The subjects one partition stream captures.
     pub fn partition_subjects(&self, partition: u32) -> String {
-        format!("yy.evt.{}.{partition}.>", self.0)
+        format!("yy.evt.{}.{partition}.>", self.name)
     }
 
     /// The subject of one aggregate.
     pub fn subject(&self, partition: u32, tenant: &str, aggregate_id: &str) -> String {
-        format!("yy.evt.{}.{partition}.{tenant}.{aggregate_id}", self.0)
+        format!("yy.evt.{}.{partition}.{tenant}.{aggregate_id}", self.name)
     }
 }
 

@@ -705,3 +705,36 @@ async fn a_follower_reports_caught_up_only_after_replaying_the_existing_log() {
         .expect("follow");
     assert!(follower.is_caught_up());
 }
+
+#[tokio::test]
+async fn identity_and_audit_logs_are_never_expired() {
+    let server = NatsServer::start();
+    let log = open(
+        &server,
+        LogConfig {
+            partitions: 2,
+            max_age_secs: 3600,
+            ..LogConfig::default()
+        },
+    )
+    .await;
+    for context in [CONV, LogContext::IAM, LogContext::AUDIT] {
+        log.provision(context).await.expect("provision");
+    }
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let max_age = |stream: String| {
+        let js = js.clone();
+        async move {
+            js.get_stream(stream)
+                .await
+                .expect("stream")
+                .cached_info()
+                .config
+                .max_age
+        }
+    };
+    assert_eq!(max_age(CONV.stream(0)).await, Duration::from_secs(3600));
+    assert_eq!(max_age(LogContext::IAM.stream(1)).await, Duration::ZERO);
+    assert_eq!(max_age(LogContext::AUDIT.stream(0)).await, Duration::ZERO);
+}

@@ -6,6 +6,16 @@
 /// The serialized `FileDescriptorSet` of every Yiwaiwai proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("yy_descriptor");
 
+/// gRPC metadata keys that are part of the API contract (see `conversation.proto`).
+pub mod metadata {
+    /// Carries the caller's tenant from the gateway to the services behind it. The gateway sets
+    /// it after authenticating and discards any value a client sends.
+    pub const TENANT: &str = "x-yy-tenant";
+    /// Names the kind of an error beside its gRPC code with a stable slug (such as
+    /// `message-too-large`), the same slug as the REST problem document's `type`.
+    pub const ERROR_KIND: &str = "yy-error";
+}
+
 /// `yy.eventlog.v1`: the envelope, commit and snapshot formats of the event log.
 pub mod eventlog {
     pub mod v1 {

@@ -12,8 +12,6 @@ use yy_eventlog::LogContext;
 use yy_proto::conversation::v1::conversation_service_server::ConversationServiceServer;
 use yy_runtime::{ConfigError, Extra, Listeners, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
 
-pub use service::{ERROR_KIND_METADATA, TENANT_METADATA};
-
 /// The service's identity at start-up: its name and the log contexts only it writes.
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: "conversation",

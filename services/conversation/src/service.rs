@@ -21,10 +21,7 @@ use crate::domain::{
     decide_conversation,
 };
 
-/// The metadata carrying the caller's tenant, set by the gateway after authenticating.
-pub const TENANT_METADATA: &str = "x-yy-tenant";
-/// The metadata naming the kind of error, beside the gRPC code.
-pub const ERROR_KIND_METADATA: &str = "yy-error";
+use yy_proto::metadata::{ERROR_KIND as ERROR_KIND_METADATA, TENANT as TENANT_METADATA};
 
 /// How often a command is decided again after losing a race with another writer.
 const MAX_ATTEMPTS: usize = 5;

@@ -49,12 +49,7 @@ impl Service<Request<Body>> for ConversationProxy {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let principal = request
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|key| self.state.iam.authenticate(key.trim()));
+        let principal = crate::iam::bearer(request.headers()).and_then(|key| self.state.iam.authenticate(key));
         let mut upstream = self.upstream.clone();
         Box::pin(async move {
             let Some(principal) = principal else {

@@ -60,6 +60,7 @@ pub async fn run(
                 .merge(rest::routes())
                 .merge(live::routes(started.shutdown.clone()))
                 .with_state(state.clone()),
+            &state,
         );
         let grpc = grpc_proxy::routes(state, channel);
         Ok(ServiceParts { http, grpc })

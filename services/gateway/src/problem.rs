@@ -27,6 +27,8 @@ pub enum ProblemKind {
     NotFound,
     /// The route exists but not with this method.
     MethodNotAllowed,
+    /// The route speaks WebSocket and the request is not an upgrade.
+    UpgradeRequired,
     /// The resource's state forbids the command (such as rating an open conversation).
     InvalidState,
     /// Concurrent changes kept conflicting; retrying is safe.
@@ -53,6 +55,7 @@ impl ProblemKind {
             ProblemKind::Unauthorized => "unauthorized",
             ProblemKind::NotFound => "not-found",
             ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::UpgradeRequired => "upgrade-required",
             ProblemKind::InvalidState => "invalid-state",
             ProblemKind::Conflict => "conflict",
             ProblemKind::IdempotencyKeyReused => "idempotency-key-reused",
@@ -72,6 +75,7 @@ impl ProblemKind {
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemKind::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ProblemKind::InvalidState | ProblemKind::Conflict | ProblemKind::IdempotencyKeyInUse => {
                 StatusCode::CONFLICT
             }
@@ -91,6 +95,7 @@ impl ProblemKind {
             ProblemKind::Unauthorized => "Missing or invalid credentials",
             ProblemKind::NotFound => "Not found",
             ProblemKind::MethodNotAllowed => "Method not allowed",
+            ProblemKind::UpgradeRequired => "This route needs a WebSocket upgrade",
             ProblemKind::InvalidState => "The resource's state does not allow this",
             ProblemKind::Conflict => "Concurrent changes conflicted; retry",
             ProblemKind::IdempotencyKeyReused => "The Idempotency-Key was used with another request",
@@ -101,7 +106,7 @@ impl ProblemKind {
     }
 
     /// Every kind, for documentation and tests.
-    pub const ALL: [ProblemKind; 14] = [
+    pub const ALL: [ProblemKind; 15] = [
         ProblemKind::MalformedRequest,
         ProblemKind::ValidationFailed,
         ProblemKind::UnsupportedMediaType,
@@ -110,6 +115,7 @@ impl ProblemKind {
         ProblemKind::Unauthorized,
         ProblemKind::NotFound,
         ProblemKind::MethodNotAllowed,
+        ProblemKind::UpgradeRequired,
         ProblemKind::InvalidState,
         ProblemKind::Conflict,
         ProblemKind::IdempotencyKeyReused,

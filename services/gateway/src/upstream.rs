@@ -6,13 +6,7 @@ use yy_runtime::RunError;
 
 use crate::problem::{Problem, ProblemKind};
 
-/// The metadata that carries the caller's tenant to the services behind the gateway. The
-/// gateway sets it after authenticating and strips it from what clients send.
-pub const TENANT_METADATA: &str = "x-yy-tenant";
-
-/// The metadata in which a service names the kind of error, when its gRPC code alone does not
-/// (such as `message-too-large` beside INVALID_ARGUMENT).
-pub const ERROR_KIND_METADATA: &str = "yy-error";
+pub use yy_proto::metadata::{ERROR_KIND as ERROR_KIND_METADATA, TENANT as TENANT_METADATA};
 
 /// A channel to `url` that connects on first use and reconnects by itself, so the gateway can
 /// start before the services behind it.

@@ -1,14 +1,95 @@
-//! The REST API under `/v1`.
+//! The REST API under `/v1`: thin handlers over the conversation service's gRPC API, plus what
+//! wraps the whole HTTP API (request ids, the body limit, problem documents, idempotency keys).
+//!
+//! JSON is snake_case; enums are lowercase strings; times are RFC 3339. Request bodies refuse
+//! unknown fields. Every error is an RFC 9457 problem document.
+
+mod caller;
+mod contacts;
+mod conversations;
+mod idempotency;
+mod json;
+mod layers;
+mod model;
+mod openapi;
+mod query;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-/// `/v1/…`.
+/// `/v1/…`, and the API's description at `/v1/openapi.json`.
 pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
+    api().split_for_parts().0
 }
 
-/// Wraps the whole HTTP API (REST, admin, live): request ids, the body limit, and problem
-/// documents for unknown routes and methods.
-pub fn middleware(router: axum::Router) -> axum::Router {
+/// The routes with their OpenAPI description; both come from the same handlers, so neither can
+/// miss a route the other has.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(contacts::upsert_contact))
+        .routes(routes!(contacts::get_contact))
+        .routes(routes!(contacts::link_identity))
+        .routes(routes!(contacts::merge_contacts))
+        .routes(routes!(contacts::list_contact_conversations))
+        .routes(routes!(
+            conversations::open_conversation,
+            conversations::list_conversations
+        ))
+        .routes(routes!(
+            conversations::get_conversation,
+            conversations::update_conversation
+        ))
+        .routes(routes!(conversations::resolve_conversation))
+        .routes(routes!(conversations::reopen_conversation))
+        .routes(routes!(conversations::post_message, conversations::list_messages))
+        .routes(routes!(conversations::submit_csat))
+        .routes(routes!(openapi_json))
+}
+
+/// Describe the API
+///
+/// This OpenAPI 3.1 document: the REST, admin and live event routes. No authentication needed.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"))
+)]
+async fn openapi_json() -> axum::response::Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::Json(openapi::document()),
+    )
+        .into_response()
+}
+
+/// Wraps the whole HTTP API (REST, admin, live), in order from the outside in:
+///
+/// 1. a request id on every request, its span and its response (`x-request-id`);
+/// 2. problem documents for error responses that are not one yet;
+/// 3. the body limit `api.max_body_bytes` (413 `request-too-large`);
+/// 4. `Idempotency-Key` on POST requests;
+/// 5. requests that change something run to completion even if the client hangs up;
+///
+/// and problem documents for unknown routes (404) and wrong methods (405).
+pub fn middleware(router: axum::Router, state: &AppState) -> axum::Router {
+    let limit = state.config.api.max_body_bytes;
     router
+        .method_not_allowed_fallback(layers::method_not_allowed)
+        .fallback(layers::not_found)
+        .layer(from_fn(layers::finish_writes))
+        .layer(from_fn_with_state(
+            idempotency::Idempotency::new(state.clone()),
+            idempotency::layer,
+        ))
+        .layer(from_fn_with_state(limit, layers::limit_body))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn(layers::problems_only))
+        .layer(from_fn(layers::request_id))
 }

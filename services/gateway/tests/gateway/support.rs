@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use yy_conversation::ConversationConfig;
 use yy_eventlog::{LogConfig, NatsConfig};
 use yy_gateway::GatewayConfig;
-use yy_runtime::{Listeners, NoExtra, RunError, Secret, ServiceConfig};
+use yy_runtime::{Listeners, RunError, Secret, ServiceConfig};
 use yy_testkit::{NatsServer, RunningService, spawn_service};
 
 /// The admin token the test gateway is configured with.
@@ -19,7 +20,7 @@ pub struct Cluster {
     pub conversation: Option<RunningService<RunError>>,
     pub gateway: Option<RunningService<RunError>>,
     pub http: reqwest::Client,
-    conversation_config: ServiceConfig<NoExtra>,
+    conversation_config: ServiceConfig<ConversationConfig>,
 }
 
 fn common<X: Default>(nats: &NatsServer) -> ServiceConfig<X> {
@@ -42,7 +43,7 @@ impl Cluster {
     /// Starts everything and waits until both services are ready.
     pub async fn start() -> Cluster {
         let nats = NatsServer::start();
-        let conversation_config = common::<NoExtra>(&nats);
+        let conversation_config = common::<ConversationConfig>(&nats);
         let mut cluster = Cluster {
             nats,
             conversation: None,

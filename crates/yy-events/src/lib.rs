@@ -1,0 +1,290 @@
+//! The public event catalogue: the one mapping from the protobuf events stored in the log to the
+//! JSON events clients receive over Server-Sent Events, WebSocket and webhooks.
+//!
+//! Stored events are an internal format that may be reorganised; public events are a contract.
+//! Every transport delivers the same [`PublicEvent`], built here and nowhere else, so a client
+//! sees one shape whichever way it listens. Stored events this catalogue does not know (newer
+//! schemas, other contexts, internal bookkeeping) map to no public event.
+//!
+//! # The envelope
+//!
+//! ```json
+//! {
+//!   "id": "01890a5d-ac96-774b-bcce-b302099a8057",
+//!   "type": "message.created",
+//!   "tenant_id": "ten_1",
+//!   "aggregate_id": "conv_9",
+//!   "occurred_at": "2025-01-31T09:30:00.125Z",
+//!   "data": { "...": "per type, below" }
+//! }
+//! ```
+//!
+//! - `id`: the stored event's id, a UUIDv7: unique, and sorting by creation time. Deliveries can
+//!   repeat (a client resuming mid-way, a webhook retried), so consumers use it to deduplicate.
+//! - `type`: one of [`EVENT_TYPES`]. Names are `<resource>.<change>` and never change meaning.
+//! - `tenant_id`, `aggregate_id`: whose event and which conversation or contact it is about.
+//! - `occurred_at`: when it happened, RFC 3339 in UTC.
+//! - `data`: the fields below. New fields may be added; existing ones keep their meaning.
+//!
+//! Conventions in `data`: enumerations are lowercase strings; an optional text that was not given
+//! is `null`, not `""`; maps are JSON objects with string values.
+//!
+//! # Conversation events
+//!
+//! **`conversation.created`**: a customer conversation was opened; it starts with the bot.
+//! `conversation_id`, `contact_id`, `channel` (such as `"web"`), `subject` (or `null`),
+//! `priority`, `tags` (array), `attributes` (object).
+//!
+//! **`message.created`**: a message was added to a conversation. `id` (`"msg_…"`),
+//! `conversation_id`, `role` (`"customer"`, `"bot"`, `"agent"` or `"system"`), `text` (may be
+//! `""` when `content` carries the message), `content` with `quick_replies`
+//! (`[{title, payload}]`; `payload` is the title when none was given), `cards`
+//! (`[{title, subtitle, image_url, url}]`) and `attachments`
+//! (`[{url, content_type, name, size_bytes}]`), `author_id` (such as the agent's id, `null` for
+//! the customer) and `position` (1 for the first message of the conversation).
+//!
+//! **`conversation.status_changed`**: `conversation_id`, `from` and `to`, each one of `"bot"`,
+//! `"queued"`, `"assigned"`, `"resolved"`, `"closed"`; `reason` (in words, or `null`);
+//! `agent_id` (the agent it is now assigned to when `to` is `"assigned"`, else `null`).
+//!
+//! **`conversation.updated`**: the priority, tags or custom attributes changed.
+//! `conversation_id`, and `changed`, the list of what changed, with the matching keys:
+//!
+//! | `changed` holds | keys present |
+//! |---|---|
+//! | `"priority"` | `priority`: the new priority |
+//! | `"tags"` | `tags_added`, `tags_removed`: arrays |
+//! | `"attributes"` | `attributes_set`: object of the new values; `attributes_removed`: array of keys |
+//!
+//! **`csat.submitted`**: the customer rated the conversation. `conversation_id`, `score` (1 to
+//! 5), `comment` (or `null`).
+//!
+//! Priorities are `"low"`, `"normal"`, `"high"`, `"urgent"`.
+//!
+//! # Contact events
+//!
+//! **`contact.created`**: `contact_id`, `name` (or `null`), `identity` (`{channel,
+//! external_id}`: the channel identity it was created from), `attributes` (object).
+//!
+//! **`contact.updated`**: `contact_id`, and `changed`, the list of what changed, with the
+//! matching keys:
+//!
+//! | `changed` holds | keys present |
+//! |---|---|
+//! | `"name"` | `name`: the new name |
+//! | `"attributes"` | `attributes_set`: object of the new values |
+//! | `"identities"` | `identities_added`: array of `{channel, external_id}` now also this contact's |
+//!
+//! **`contact.merged`**: a contact was merged into another and is from now on an alias of it;
+//! its identities and conversations are the target's. `source_contact_id` (the contact merged,
+//! also the event's `aggregate_id`), `target_contact_id`. The target contact has no event of its
+//! own for the merge: listeners for it follow `target_contact_id`.
+//!
+//! # Filtering by type
+//!
+//! [`type_matches`] and [`TypeFilter`] accept exact names (`message.created`), a resource's
+//! events (`conversation.*`) and everything (`*`).
+
+mod conversation;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use yy_eventlog::{EventEnvelope, Record};
+
+/// Every public event type, in catalogue order. A type, once here, is never removed or renamed.
+pub const EVENT_TYPES: &[&str] = &[
+    CONVERSATION_CREATED,
+    MESSAGE_CREATED,
+    CONVERSATION_STATUS_CHANGED,
+    CONVERSATION_UPDATED,
+    CSAT_SUBMITTED,
+    CONTACT_CREATED,
+    CONTACT_UPDATED,
+    CONTACT_MERGED,
+];
+
+/// A conversation was opened.
+pub const CONVERSATION_CREATED: &str = "conversation.created";
+/// A message was added to a conversation.
+pub const MESSAGE_CREATED: &str = "message.created";
+/// A conversation's status changed.
+pub const CONVERSATION_STATUS_CHANGED: &str = "conversation.status_changed";
+/// A conversation's priority, tags or attributes changed.
+pub const CONVERSATION_UPDATED: &str = "conversation.updated";
+/// The customer rated a conversation.
+pub const CSAT_SUBMITTED: &str = "csat.submitted";
+/// A contact was created.
+pub const CONTACT_CREATED: &str = "contact.created";
+/// A contact's name, attributes or identities changed.
+pub const CONTACT_UPDATED: &str = "contact.updated";
+/// A contact was merged into another.
+pub const CONTACT_MERGED: &str = "contact.merged";
+
+/// One public event: what live streams and webhooks deliver, serialized as JSON.
+///
+/// Built only by [`public_events`] / [`public_event`], so every transport shows the same shape.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PublicEvent {
+    /// The stored event's id (a UUIDv7): unique; consumers deduplicate repeated deliveries by it.
+    pub id: String,
+    /// The event type, one of [`EVENT_TYPES`].
+    #[serde(rename = "type")]
+    #[schema(example = "message.created")]
+    pub event_type: String,
+    /// The tenant the event belongs to.
+    pub tenant_id: String,
+    /// The conversation (`conv_…`) or contact (`ctc_…`) the event is about.
+    pub aggregate_id: String,
+    /// When it happened, RFC 3339 in UTC.
+    #[schema(example = "2025-01-31T09:30:00.125Z")]
+    pub occurred_at: String,
+    /// The type's fields, as the catalogue documents them.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// The public events of one stored commit, in the order they were stored; stored events without
+/// a public counterpart are left out.
+pub fn public_events(record: &Record) -> Vec<PublicEvent> {
+    record
+        .commit
+        .events
+        .iter()
+        .filter_map(|envelope| public_event(record, envelope))
+        .collect()
+}
+
+/// The public event of one stored event of `record`, if it has one.
+///
+/// Tenant and aggregate are taken from where the commit is stored (its subject), which is what
+/// every tenant filter acts on, so an event can never be shown as another tenant's than the one
+/// whose stream delivered it.
+pub fn public_event(record: &Record, envelope: &EventEnvelope) -> Option<PublicEvent> {
+    let (event_type, data) = conversation::map(&record.aggregate_id, envelope.payload.as_ref()?)?;
+    // Writers always set the time; an envelope without one reads as the Unix epoch, the protobuf
+    // default, rather than being withheld.
+    let occurred_at = envelope.occurred_at.unwrap_or_default().to_string();
+    Some(PublicEvent {
+        id: envelope.event_id.clone(),
+        event_type: event_type.to_owned(),
+        tenant_id: record.tenant_id.clone(),
+        aggregate_id: record.aggregate_id.clone(),
+        occurred_at,
+        data,
+    })
+}
+
+/// Whether `event_type` matches `filter`: the exact name, `<resource>.*` for every type of that
+/// resource (`conversation.*` matches `conversation.updated`, not `message.created`), or `*`.
+pub fn type_matches(filter: &str, event_type: &str) -> bool {
+    if filter == "*" {
+        return true;
+    }
+    match filter.strip_suffix(".*") {
+        Some(resource) => event_type
+            .strip_prefix(resource)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => filter == event_type,
+    }
+}
+
+/// A set of type filters, as clients give them: a comma-separated list such as
+/// `message.created,conversation.*`. An event passes when any filter matches it.
+///
+/// Every filter must match at least one type of [`EVENT_TYPES`], so a misspelt name is refused
+/// instead of silently matching nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeFilter {
+    filters: Vec<String>,
+}
+
+impl TypeFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        TypeFilter {
+            filters: vec!["*".into()],
+        }
+    }
+
+    /// Parses a comma-separated list; blanks around names are ignored. The error names the
+    /// filter that matches no known type.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let filters: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if filters.is_empty() {
+            return Err("give at least one event type, such as message.created or conversation.*".into());
+        }
+        if let Some(unknown) = filters.iter().find(|f| !EVENT_TYPES.iter().any(|t| type_matches(f, t))) {
+            return Err(format!(
+                "{:?} matches no event type; known types: {}",
+                unknown.chars().take(100).collect::<String>(),
+                EVENT_TYPES.join(", ")
+            ));
+        }
+        Ok(TypeFilter { filters })
+    }
+
+    /// Whether an event of `event_type` passes.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.filters.iter().any(|f| type_matches(f, event_type))
+    }
+}
+
+impl Default for TypeFilter {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_a_resource_or_everything() {
+        assert!(type_matches("*", "message.created"));
+        assert!(type_matches("message.created", "message.created"));
+        assert!(!type_matches("message.created", "message.updated"));
+        assert!(type_matches("conversation.*", "conversation.status_changed"));
+        assert!(type_matches("conversation.*", "conversation.created"));
+        assert!(!type_matches("conversation.*", "message.created"));
+        assert!(!type_matches("conversation.*", "conversation"));
+        assert!(!type_matches("conv.*", "conversation.created"));
+        assert!(!type_matches("", "message.created"));
+        assert!(!type_matches("message", "message.created"));
+    }
+
+    #[test]
+    fn catalogue_names_are_unique_and_well_formed() {
+        let mut names = EVENT_TYPES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EVENT_TYPES.len());
+        for name in EVENT_TYPES {
+            let (resource, change) = name.split_once('.').expect("resource.change");
+            assert!(!resource.is_empty() && !change.is_empty() && !change.contains('.'));
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'));
+        }
+    }
+
+    #[test]
+    fn type_filters_parse_lists_and_refuse_unknown_names() {
+        let filter = TypeFilter::parse(" message.created , conversation.* ").expect("parse");
+        assert!(filter.matches("message.created"));
+        assert!(filter.matches("conversation.updated"));
+        assert!(!filter.matches("contact.created"));
+        assert!(!filter.matches("csat.submitted"));
+        assert!(TypeFilter::parse("*").expect("all").matches("contact.merged"));
+        assert!(TypeFilter::all().matches("csat.submitted"));
+
+        let error = TypeFilter::parse("message.created,mesage.created").expect_err("typo");
+        assert!(error.contains("\"mesage.created\""), "{error}");
+        assert!(TypeFilter::parse("").is_err());
+        assert!(TypeFilter::parse(" , ").is_err());
+        assert!(TypeFilter::parse("ticket.*").is_err());
+    }
+}

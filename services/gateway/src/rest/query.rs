@@ -1,0 +1,218 @@
+//! Query parameters of the list routes, parsed strictly: an unknown parameter or a value out of
+//! range is a 422 naming it, never silently ignored.
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::problem::{Problem, ProblemKind};
+use crate::rest::model::{Priority, Status};
+
+/// The largest page.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The query string as name-value pairs, in order, repeated names kept.
+#[derive(Debug, Clone, Default)]
+pub struct QueryPairs(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(pairs)) => Ok(QueryPairs(pairs)),
+            Err(rejection) => Err(Problem::new(
+                ProblemKind::ValidationFailed,
+                format!("the query string cannot be read: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
+impl QueryPairs {
+    fn check_known(&self, known: &[&str]) -> Result<(), Problem> {
+        match self.0.iter().find(|(name, _)| !known.contains(&name.as_str())) {
+            None => Ok(()),
+            Some((name, _)) => Err(invalid(format!(
+                "unknown query parameter `{}`; expected one of: {}",
+                name.chars().take(64).collect::<String>(),
+                known.join(", ")
+            ))),
+        }
+    }
+
+    /// The value of a parameter given at most once.
+    fn single(&self, name: &str) -> Result<Option<&str>, Problem> {
+        let mut values = self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(invalid(format!("`{name}` may be given once")));
+        }
+        Ok(first)
+    }
+}
+
+/// Paging of a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// How many items per page, 1 to 100. The default depends on the list (20 conversations,
+    /// 50 messages).
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub page_size: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+impl Paging {
+    const NAMES: [&'static str; 2] = ["page_size", "page_token"];
+
+    /// Paging alone: any other parameter is refused.
+    pub fn parse(query: &QueryPairs) -> Result<Paging, Problem> {
+        query.check_known(&Self::NAMES)?;
+        Self::parse_from(query)
+    }
+
+    fn parse_from(query: &QueryPairs) -> Result<Paging, Problem> {
+        let page_size = match query.single("page_size")? {
+            None => None,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(size) if (1..=MAX_PAGE_SIZE).contains(&size) => Some(size),
+                _ => {
+                    return Err(invalid(format!(
+                        "page_size must be a whole number from 1 to {MAX_PAGE_SIZE}, got {:?}",
+                        raw.chars().take(32).collect::<String>()
+                    )));
+                }
+            },
+        };
+        let page_token = query.single("page_token")?.filter(|t| !t.is_empty()).map(str::to_owned);
+        Ok(Paging { page_size, page_token })
+    }
+
+    /// The page size for the conversation service, where 0 means its default.
+    pub fn size(&self) -> u32 {
+        self.page_size.unwrap_or(0)
+    }
+
+    /// The page token for the conversation service, empty for the first page.
+    pub fn token(&self) -> String {
+        self.page_token.clone().unwrap_or_default()
+    }
+}
+
+/// Filters of the conversation list; all given filters must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationFilter {
+    /// Only these statuses: repeat the parameter (`status=bot&status=queued`) or separate them
+    /// with commas (`status=bot,queued`). All statuses when not given.
+    #[param(explode = true, style = Form)]
+    #[serde(default)]
+    pub status: Vec<Status>,
+    /// Only this channel.
+    #[param(example = "web")]
+    pub channel: Option<String>,
+    /// Only conversations having this tag.
+    #[param(example = "delivery")]
+    pub tag: Option<String>,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+    /// Only this contact's conversations (including contacts merged into it).
+    pub contact_id: Option<String>,
+}
+
+impl ConversationFilter {
+    /// The filter and paging of a conversation list.
+    pub fn parse(query: &QueryPairs) -> Result<(ConversationFilter, Paging), Problem> {
+        let mut known = vec!["status", "channel", "tag", "priority", "contact_id"];
+        known.extend(Paging::NAMES);
+        query.check_known(&known)?;
+        let mut status = Vec::new();
+        for (_, value) in query.0.iter().filter(|(name, _)| name == "status") {
+            for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let Some((_, parsed)) = Status::ALL.iter().find(|(n, _)| *n == name) else {
+                    return Err(invalid(format!(
+                        "status {:?} is not one of: {}",
+                        name.chars().take(32).collect::<String>(),
+                        Status::ALL.map(|(n, _)| n).join(", ")
+                    )));
+                };
+                if !status.contains(parsed) {
+                    status.push(*parsed);
+                }
+            }
+        }
+        let priority = match query.single("priority")? {
+            None => None,
+            Some(name) => match Priority::ALL.iter().find(|(n, _)| *n == name) {
+                Some((_, priority)) => Some(*priority),
+                None => {
+                    return Err(invalid(format!(
+                        "priority {:?} is not one of: {}",
+                        name.chars().take(32).collect::<String>(),
+                        Priority::ALL.map(|(n, _)| n).join(", ")
+                    )));
+                }
+            },
+        };
+        let text = |name| -> Result<Option<String>, Problem> {
+            Ok(query.single(name)?.filter(|v| !v.is_empty()).map(str::to_owned))
+        };
+        let filter = ConversationFilter {
+            status,
+            channel: text("channel")?,
+            tag: text("tag")?,
+            priority,
+            contact_id: text("contact_id")?,
+        };
+        Ok((filter, Paging::parse_from(query)?))
+    }
+}
+
+fn invalid(detail: String) -> Problem {
+    Problem::new(ProblemKind::ValidationFailed, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> QueryPairs {
+        QueryPairs(list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn statuses_repeat_or_come_comma_separated() {
+        let (filter, paging) = ConversationFilter::parse(&pairs(&[
+            ("status", "bot,queued"),
+            ("status", "resolved"),
+            ("status", "bot"),
+            ("priority", "high"),
+            ("page_size", "100"),
+        ]))
+        .expect("valid");
+        assert_eq!(filter.status, vec![Status::Bot, Status::Queued, Status::Resolved]);
+        assert_eq!(filter.priority, Some(Priority::High));
+        assert_eq!(paging.size(), 100);
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        for (query, needle) in [
+            (vec![("page_size", "1000")], "page_size"),
+            (vec![("page_size", "0")], "page_size"),
+            (vec![("page_size", "ten")], "page_size"),
+            (vec![("status", "open")], "status"),
+            (vec![("priority", "p1")], "priority"),
+            (vec![("chanel", "web")], "chanel"),
+            (vec![("channel", "web"), ("channel", "app")], "channel"),
+        ] {
+            let problem = ConversationFilter::parse(&pairs(&query)).expect_err(needle);
+            assert_eq!(problem.kind(), Some(ProblemKind::ValidationFailed));
+            assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{problem:?}");
+        }
+        assert!(Paging::parse(&pairs(&[("status", "bot")])).is_err());
+    }
+}
