@@ -8,7 +8,7 @@ TOOLS := .yy/tools
 NATS_SERVER := $(TOOLS)/nats/bin/nats-server
 export YY_NATS_SERVER := $(CURDIR)/$(NATS_SERVER)
 
-.PHONY: all tools run test bench lint check-deploy clean-data
+.PHONY: all tools run test bench lint check-deploy clean-data openapi
 
 all: test
 
@@ -42,3 +42,7 @@ check-deploy:
 # Deletes the local cluster's event log (make run's data), for a fresh start.
 clean-data:
 	rm -rf .yy/data
+
+# Rewrites openapi/openapi.json from the code (a test fails while the two differ).
+openapi: tools
+	YY_UPDATE_OPENAPI=1 cargo nextest run -p yy-gateway openapi

@@ -423,6 +423,25 @@ impl Conversations {
         .await
     }
 
+    /// Runs a command that takes nothing but the conversation.
+    async fn argumentless(
+        &self,
+        request: Request<pb::ConversationCommand>,
+        command: ConversationCommand,
+    ) -> Result<pb::Conversation, Status> {
+        let tenant = tenant_of(&request)?;
+        let correlation = correlation_of(&request);
+        let request = request.into_inner();
+        self.conversation_command(
+            &tenant,
+            &request.conversation_id,
+            &request.command_id,
+            &correlation,
+            command,
+        )
+        .await
+    }
+
     fn list(
         &self,
         tenant: &str,
@@ -581,36 +600,18 @@ impl ConversationService for Conversations {
         &self,
         request: Request<pb::ConversationCommand>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let tenant = tenant_of(&request)?;
-        let correlation = correlation_of(&request);
-        let request = request.into_inner();
-        self.conversation_command(
-            &tenant,
-            &request.conversation_id,
-            &request.command_id,
-            &correlation,
-            ConversationCommand::Resolve,
-        )
-        .await
-        .map(Response::new)
+        self.argumentless(request, ConversationCommand::Resolve)
+            .await
+            .map(Response::new)
     }
 
     async fn reopen_conversation(
         &self,
         request: Request<pb::ConversationCommand>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let tenant = tenant_of(&request)?;
-        let correlation = correlation_of(&request);
-        let request = request.into_inner();
-        self.conversation_command(
-            &tenant,
-            &request.conversation_id,
-            &request.command_id,
-            &correlation,
-            ConversationCommand::Reopen,
-        )
-        .await
-        .map(Response::new)
+        self.argumentless(request, ConversationCommand::Reopen)
+            .await
+            .map(Response::new)
     }
 
     async fn post_message(&self, request: Request<pb::PostMessageRequest>) -> Result<Response<pb::Message>, Status> {

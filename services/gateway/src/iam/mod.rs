@@ -37,7 +37,6 @@ pub use admin::openapi;
 pub const TENANT_AGGREGATE: &str = "tenant";
 
 /// The header whose value becomes the correlation id of the events a request causes.
-const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// How many times a write is decided again after losing a race with another write to the same
 /// tenant before the request is answered with a conflict.
@@ -138,7 +137,7 @@ impl Iam {
     }
 
     /// True when the admin API is configured and `token` is its token (compared in constant time).
-    fn is_admin(&self, token: &str) -> bool {
+    pub(crate) fn is_admin(&self, token: &str) -> bool {
         self.inner.admin.as_ref().is_some_and(|admin| admin.matches(token))
     }
 
@@ -372,7 +371,7 @@ impl Command {
 /// The request id of a request, when it has a usable one: visible ASCII, at most 128 bytes.
 fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get(REQUEST_ID_HEADER)
+        .get(crate::rest::REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))

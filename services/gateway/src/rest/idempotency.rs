@@ -96,15 +96,11 @@ impl Idempotency {
 
     /// Who the request's credentials belong to, for scoping keys: `None` without valid ones.
     fn scope(&self, headers: &HeaderMap, path: &str) -> Option<Scope> {
-        let credentials = bearer(headers)?;
+        let credentials = crate::iam::bearer(headers)?;
         if let Some(principal) = self.state.iam.authenticate(credentials) {
             return Some(Scope::Tenant(principal.tenant_id));
         }
-        let admin = &self.state.config.auth.admin_token;
-        // Comparing digests keeps the comparison's time independent of the token's bytes.
-        let is_admin = !admin.is_empty()
-            && (path == "/admin" || path.starts_with("/admin/"))
-            && Sha256::digest(credentials.as_bytes()) == Sha256::digest(admin.expose().as_bytes());
+        let is_admin = (path == "/admin" || path.starts_with("/admin/")) && self.state.iam.is_admin(credentials);
         is_admin.then_some(Scope::Admin)
     }
 }
@@ -387,15 +383,6 @@ fn is_conflict_problem(headers: &HeaderMap, body: &[u8]) -> bool {
 
 fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= MAX_KEY_CHARS && key.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| credentials.trim())
-        .filter(|c| !c.is_empty())
 }
 
 fn encode(record: &Record) -> Bytes {

@@ -14,6 +14,8 @@ mod model;
 mod openapi;
 mod query;
 
+pub(crate) use layers::REQUEST_ID as REQUEST_ID_HEADER;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::middleware::{from_fn, from_fn_with_state};

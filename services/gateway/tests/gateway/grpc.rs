@@ -9,30 +9,7 @@ use crate::support::{ADMIN_TOKEN, Cluster};
 
 /// Creates a tenant and an API key through the admin API; returns the key.
 pub async fn tenant_key(cluster: &Cluster, name: &str) -> String {
-    let tenant: serde_json::Value = cluster
-        .http
-        .post(cluster.url("/admin/v1/tenants"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .expect("create tenant")
-        .json()
-        .await
-        .expect("tenant json");
-    let id = tenant["id"].as_str().expect("tenant id");
-    let key: serde_json::Value = cluster
-        .http
-        .post(cluster.url(&format!("/admin/v1/tenants/{id}/api-keys")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({ "name": "test" }))
-        .send()
-        .await
-        .expect("create key")
-        .json()
-        .await
-        .expect("key json");
-    key["key"].as_str().expect("key").to_owned()
+    cluster.create_tenant(name).await.key
 }
 
 fn authed<T>(key: &str, message: T) -> tonic::Request<T> {

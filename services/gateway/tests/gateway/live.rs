@@ -16,7 +16,7 @@ use yy_proto::conversation::v1::{
     UpsertContactRequest,
 };
 
-use crate::support::{ADMIN_TOKEN, Cluster};
+use crate::support::{Cluster, TenantKey};
 
 /// How long any one expected event may take.
 const WAIT: Duration = Duration::from_secs(15);
@@ -31,24 +31,7 @@ struct Tenant {
 
 impl Tenant {
     async fn create(cluster: &Cluster, name: &str) -> Tenant {
-        let admin = |path: &str| {
-            cluster
-                .http
-                .post(cluster.url(path))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({ "name": name }))
-        };
-        let response = admin("/admin/v1/tenants").send().await.expect("create tenant");
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let tenant: Value = response.json().await.expect("tenant json");
-        let id = tenant["id"].as_str().expect("tenant id").to_owned();
-        let response = admin(&format!("/admin/v1/tenants/{id}/api-keys"))
-            .send()
-            .await
-            .expect("issue key");
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let key: Value = response.json().await.expect("key json");
-        let key = key["key"].as_str().expect("key").to_owned();
+        let TenantKey { id, key } = cluster.create_tenant(name).await;
         let grpc = cluster.conversation.as_ref().expect("conversation runs").grpc;
         let conversations = ConversationServiceClient::connect(format!("http://{grpc}"))
             .await
@@ -629,4 +612,202 @@ impl WebSocket {
 
 fn rand_bytes() -> [u8; 16] {
     rand::random()
+}
+
+/// A REST call with the tenant's key; answers the JSON body after checking the status.
+async fn rest(
+    cluster: &Cluster,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = cluster.http.request(method, cluster.url(path)).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The whole first-capability story, over the public REST API and its live stream only: a web
+/// visitor writes, the messages stream live in order, a dropped stream resumes with exactly what
+/// it missed, the same customer on WhatsApp has one history, 50 messages posted at once arrive in
+/// the same order on the stream as in the history, and the resolved conversation is rated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_from_first_message_to_rating_over_rest_and_the_live_stream() {
+    use reqwest::Method;
+    let cluster = Cluster::start().await;
+    let tenant = cluster.create_tenant("Acme").await;
+    let key = tenant.key.as_str();
+
+    let (status, contact) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        "/v1/contacts",
+        Some(json!({"identity": {"channel": "web", "external_id": "visitor-7"}, "name": "Ann"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let contact_id = contact["id"].as_str().expect("contact id").to_owned();
+    let (status, conversation) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        "/v1/conversations",
+        Some(json!({"contact_id": contact_id, "channel": "web"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conversation}");
+    let web = conversation["id"].as_str().expect("conversation id").to_owned();
+    let events = format!("/v1/conversations/{web}/events");
+    let post = |conversation: String, text: String| {
+        let cluster = &cluster;
+        async move {
+            let path = format!("/v1/conversations/{conversation}/messages");
+            let (status, message) = rest(
+                cluster,
+                key,
+                Method::POST,
+                &path,
+                Some(json!({"role": "customer", "text": text})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{message}");
+            message
+        }
+    };
+
+    // Messages appear on the stream in the order they were posted.
+    let mut stream = Sse::open(&cluster, key, &events, None).await;
+    for text in ["hello", "where is my order?", "订单号 A-1024"] {
+        post(web.clone(), text.into()).await;
+    }
+    let seen = stream.take(3).await;
+    assert_eq!(texts(&seen), ["hello", "where is my order?", "订单号 A-1024"]);
+    assert!(seen.iter().all(|e| e.event == "message.created"));
+
+    // The client drops; two more messages; reconnecting with Last-Event-ID gets exactly those.
+    drop(stream);
+    post(web.clone(), "are you there?".into()).await;
+    post(web.clone(), "hello??".into()).await;
+    let mut resumed = Sse::open(&cluster, key, &events, Some(&seen[2].id)).await;
+    assert_eq!(texts(&resumed.take(2).await), ["are you there?", "hello??"]);
+    resumed.assert_quiet().await;
+
+    // The same customer on WhatsApp: linked to the contact, one history across both channels.
+    let (status, linked) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        &format!("/v1/contacts/{contact_id}/identities"),
+        Some(json!({"channel": "whatsapp", "external_id": "+8613800000007"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{linked}");
+    let (status, same) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        "/v1/contacts",
+        Some(json!({"identity": {"channel": "whatsapp", "external_id": "+8613800000007"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, same["id"].as_str()),
+        (StatusCode::OK, Some(contact_id.as_str()))
+    );
+    let (_, whatsapp) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        "/v1/conversations",
+        Some(json!({"contact_id": contact_id, "channel": "whatsapp"})),
+    )
+    .await;
+    let whatsapp = whatsapp["id"].as_str().expect("conversation id").to_owned();
+    post(whatsapp.clone(), "it's me again, on WhatsApp".into()).await;
+    let (_, history) = rest(
+        &cluster,
+        key,
+        Method::GET,
+        &format!("/v1/contacts/{contact_id}/conversations"),
+        None,
+    )
+    .await;
+    let channels: BTreeSet<&str> = history["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .filter_map(|c| c["channel"].as_str())
+        .collect();
+    assert_eq!(channels, BTreeSet::from(["web", "whatsapp"]));
+
+    // 50 messages at once: stored once each, and the stream's order is the history's order.
+    let mut stream = Sse::open(&cluster, key, &events, Some(&resumed_cursor(&cluster, key, &web).await)).await;
+    let burst: Vec<_> = (0..50).map(|i| post(web.clone(), format!("burst {i}"))).collect();
+    futures::future::join_all(burst).await;
+    let streamed: Vec<String> = stream
+        .take(50)
+        .await
+        .iter()
+        .map(|e| e.data["data"]["id"].as_str().expect("id").to_owned())
+        .collect();
+    let (_, page) = rest(
+        &cluster,
+        key,
+        Method::GET,
+        &format!("/v1/conversations/{web}/messages?page_size=100"),
+        None,
+    )
+    .await;
+    let stored: Vec<String> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["text"].as_str().is_some_and(|t| t.starts_with("burst ")))
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(stored.len(), 50);
+    assert_eq!(streamed, stored);
+
+    // Resolved, then rated.
+    let (status, _) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        &format!("/v1/conversations/{web}/resolve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, rated) = rest(
+        &cluster,
+        key,
+        Method::POST,
+        &format!("/v1/conversations/{web}/csat"),
+        Some(json!({"score": 5, "comment": "很好 / great"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rated}");
+    assert_eq!(rated["csat"]["score"], 5);
+    cluster.stop().await;
+}
+
+/// The cursor of the conversation's latest event, read from a replay of its stream.
+async fn resumed_cursor(cluster: &Cluster, key: &str, conversation: &str) -> String {
+    let mut replay = Sse::open(
+        cluster,
+        key,
+        &format!("/v1/conversations/{conversation}/events?from=start"),
+        None,
+    )
+    .await;
+    let mut last = None;
+    while let Some(event) = replay.next_within(Duration::from_millis(500)).await {
+        last = Some(event.id);
+    }
+    last.expect("the conversation has events")
 }

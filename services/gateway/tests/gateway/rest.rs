@@ -69,29 +69,8 @@ async fn read_answer(response: reqwest::Response) -> Answer {
 impl Tenant {
     /// Creates a tenant and issues it a key through the admin API.
     async fn create(cluster: &Cluster, name: &str) -> Tenant {
-        let admin =
-            |method: Method, path: &str| cluster.http.request(method, cluster.url(path)).bearer_auth(ADMIN_TOKEN);
-        let tenant = read_answer(
-            admin(Method::POST, "/admin/v1/tenants")
-                .json(&json!({ "name": name }))
-                .send()
-                .await
-                .expect("create tenant"),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-        let id = tenant["id"].as_str().expect("tenant id").to_owned();
-        let key = read_answer(
-            admin(Method::POST, &format!("/admin/v1/tenants/{id}/api-keys"))
-                .json(&json!({ "name": "rest tests" }))
-                .send()
-                .await
-                .expect("issue key"),
-        )
-        .await
-        .expect(StatusCode::CREATED);
         Tenant {
-            key: key["key"].as_str().expect("key").to_owned(),
+            key: cluster.create_tenant(name).await.key,
             http: cluster.http.clone(),
             base: cluster.url(""),
         }

@@ -14,6 +14,14 @@ use yy_testkit::{NatsServer, RunningService, spawn_service};
 /// The admin token the test gateway is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// A tenant and one of its API keys.
+pub struct TenantKey {
+    /// The tenant's id.
+    pub id: String,
+    /// The key.
+    pub key: String,
+}
+
 /// nats-server, conversation service and gateway.
 pub struct Cluster {
     pub nats: NatsServer,
@@ -100,6 +108,30 @@ impl Cluster {
     /// The gateway's gRPC endpoint.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.gateway.as_ref().expect("gateway runs").grpc)
+    }
+
+    /// Creates a tenant and issues it an API key through the admin API.
+    pub async fn create_tenant(&self, name: &str) -> TenantKey {
+        let admin = |path: &str| {
+            self.http
+                .post(self.url(path))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&serde_json::json!({ "name": name }))
+        };
+        let response = admin("/admin/v1/tenants").send().await.expect("create tenant");
+        assert_eq!(response.status(), 201, "create tenant");
+        let tenant: serde_json::Value = response.json().await.expect("tenant json");
+        let id = tenant["id"].as_str().expect("tenant id").to_owned();
+        let response = admin(&format!("/admin/v1/tenants/{id}/api-keys"))
+            .send()
+            .await
+            .expect("issue key");
+        assert_eq!(response.status(), 201, "issue key");
+        let key: serde_json::Value = response.json().await.expect("key json");
+        TenantKey {
+            id,
+            key: key["key"].as_str().expect("key").to_owned(),
+        }
     }
 
     /// Stops both services.
