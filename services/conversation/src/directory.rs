@@ -305,9 +305,9 @@ impl Tenant {
                         created_at_ms: at_ms,
                     });
                 }
-                if let Some(state) = evolve_conversation(Some(entry.state.clone()), id, payload, at_ms) {
-                    entry.state = state;
-                }
+                // Taken rather than cloned: this runs for every stored event.
+                let state = std::mem::take(&mut entry.state);
+                entry.state = evolve_conversation(Some(state), id, payload, at_ms).unwrap_or_default();
             }
             None => {
                 if let Some(state) = evolve_conversation(None, id, payload, at_ms) {
@@ -349,9 +349,8 @@ impl Tenant {
         }
         match self.contacts.get_mut(id) {
             Some(entry) => {
-                if let Some(state) = evolve_contact(Some(entry.state.clone()), id, payload, at_ms) {
-                    entry.state = state;
-                }
+                let state = std::mem::take(&mut entry.state);
+                entry.state = evolve_contact(Some(state), id, payload, at_ms).unwrap_or_default();
             }
             None => {
                 if let Some(state) = evolve_contact(None, id, payload, at_ms) {

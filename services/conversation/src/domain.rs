@@ -71,7 +71,7 @@ pub struct Csat {
 }
 
 /// A conversation, as the commands need it and queries show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     /// The conversation's id.
     pub id: String,
@@ -479,7 +479,7 @@ pub fn evolve_conversation(
 // Contact
 
 /// A contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     /// Its id.
     pub id: String,

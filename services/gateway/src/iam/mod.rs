@@ -36,8 +36,6 @@ pub use admin::openapi;
 /// The aggregate type of tenants in the IAM log. Stable: renaming it would orphan history.
 pub const TENANT_AGGREGATE: &str = "tenant";
 
-/// The header whose value becomes the correlation id of the events a request causes.
-
 /// How many times a write is decided again after losing a race with another write to the same
 /// tenant before the request is answered with a conflict.
 const MAX_ATTEMPTS: usize = 8;
