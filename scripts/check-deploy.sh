@@ -134,16 +134,25 @@ done
 
 # --- the Python half: chart rendering, semantic checks, k8s/ drift -------------------------------
 
-# Kept inline so that the whole check is one file. Subcommands:
-#   config FILE            the example config documents exactly the known fields
+# Kept inline so that the whole check is one file. The config fields each service reads are
+# taken from the Rust config structs (crates/yy-runtime, crates/yy-eventlog, and each service's
+# `impl Extra`), so a field added there fails these checks until it is documented. Subcommands:
+#   config FILE            the example config documents exactly those fields, and sets only the
+#                          ones every service reads
 #   render OUTDIR          render the chart with every value set into OUTDIR, run helm lint, and
-#                          check what was rendered (or that a broken value set is refused)
+#                          check what was rendered (or that a broken value set is refused),
+#                          including upgrades over an auth Secret already in the cluster
 #   k8s check|update       compare k8s/ with the default rendering, or rewrite it
 read -r -d '' PYTHON <<'PYEOF' || true
+import base64
+import hashlib
 import re
+import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -157,17 +166,25 @@ BINARIES = {
     "yy-ticket-sync": "TICKET_SYNC",
     "yy-webhook": "WEBHOOK",
 }
-# Every field the services read: (section, field), with None as the section of top-level fields.
-FIELDS = {
-    ("nats", "url"), ("nats", "monitor_url"), ("nats", "credentials_file"),
-    ("nats", "connect_timeout_secs"),
-    ("eventlog", "partitions"), ("eventlog", "replicas"), ("eventlog", "storage"),
-    ("eventlog", "max_age_secs"), ("eventlog", "duplicate_window_secs"),
-    ("eventlog", "accept_unsafe_durability"),
-    ("http", "listen"), ("grpc", "listen"),
-    ("telemetry", "log_format"), ("telemetry", "log_filter"), ("telemetry", "otlp_endpoint"),
-    (None, "shutdown_grace_secs"), (None, "snapshot_interval_secs"),
+# Where the config structs are declared: the common ones, and each service's own sections (its
+# `impl Extra`) under services/<dir>/src.
+COMMON_SOURCES = ("crates/yy-runtime/src/config.rs", "crates/yy-eventlog/src/config.rs")
+# Variables in the gateway's container that are no config field: yyctl's, for `kubectl exec`.
+YYCTL_ENV = {"YY_API_URL", "YY_ADMIN_TOKEN"}
+# The gateway's secrets, which the chart must pass from a Secret and never as plain values.
+AUTH_ENV = {"ADMIN_TOKEN": "admin-token", "KEY_SECRET": "key-secret"}
+MIN_LEN = {"admin-token": 16, "key-secret": 32}
+# What k8s/ holds in place of the gateway's secrets. The admin token's placeholder is shorter
+# than the gateway accepts, so manifests applied without replacing it stop the gateway at start
+# instead of serving the admin API with a token everyone can read here. The key_secret's is long
+# enough to be accepted, so that it can be replaced by a value of the same form.
+K8S_PLACEHOLDERS = {
+    "admin-token": "REPLACE-ME",
+    "key-secret": "REPLACE-ME-with-at-least-32-random-characters",
 }
+K8S_VALUES = {"services": {"gateway": {"auth": {
+    "adminToken": K8S_PLACEHOLDERS["admin-token"],
+    "keySecret": K8S_PLACEHOLDERS["key-secret"]}}}}
 HELM_ONLY_LABEL_LINES = re.compile(
     r"^\s*(helm\.sh/chart: .*|app\.kubernetes\.io/managed-by: Helm)\n", re.M)
 
@@ -185,7 +202,113 @@ def finish(label):
     sys.exit(1 if problems else 0)
 
 
-def toml_fields(doc, where):
+def dotted(f):
+    return f"{f[0] + '.' if f[0] else ''}{f[1]}"
+
+
+def rust_structs(paths):
+    """{struct name: [(file, [(field, type, flattened)])]} of the `pub struct`s in `paths`."""
+    structs = {}
+    for path in paths:
+        text = Path(path).read_text()
+        for m in re.finditer(r"^pub struct (\w+)(?:<[^>{]*>)?\s*\{\n(.*?)^\}", text, re.M | re.S):
+            fields, flatten = [], False
+            for line in (s.strip() for s in m.group(2).splitlines()):
+                if line.startswith("#[serde(") and "rename" in line:
+                    fields.append((None, None, False))
+                if line.startswith("#[") and "flatten" in line:
+                    flatten = True
+                elif fm := re.match(r"pub (\w+):\s*(.+?),?$", line):
+                    fields.append((fm.group(1), fm.group(2), flatten))
+                    flatten = False
+            structs.setdefault(m.group(1), []).append((path, fields))
+    return structs
+
+
+def struct_fields(structs, name, where):
+    found = structs.get(name) or []
+    if len(found) != 1:
+        problem(where, f"struct {name} is declared {len(found)} times")
+        return []
+    path, fields = found[0]
+    if (None, None, False) in fields:
+        problem(path, f"struct {name} renames a field: its name in the config is not known here")
+    return [f for f in fields if f[0]]
+
+
+def fields_of(structs, type_name, where):
+    """(section, field) pairs of a config struct whose fields are sections or top-level fields."""
+    out = set()
+    for field, ty, flattened in struct_fields(structs, type_name, where):
+        if flattened:
+            continue
+        bare = re.sub(r"^.*::", "", ty)
+        if bare in structs:
+            out |= {(field, f) for f, _, _ in struct_fields(structs, bare, where)}
+        else:
+            out.add((None, field))
+    return out
+
+
+_RUST = None
+
+
+def rust_config():
+    """What the Rust sources declare: (the keys every service reads, the (section, field) pairs
+    they stand for, {binary: its own sections}, {binary: every (section, field) it reads})."""
+    global _RUST
+    if _RUST:
+        return _RUST
+    where = "Rust config structs"
+    missing = [p for p in COMMON_SOURCES if not Path(p).exists()]
+    if missing:
+        problem(where, f"{', '.join(missing)} not found")
+        finish("the services' config fields could be read from the Rust sources")
+    runtime = Path(COMMON_SOURCES[0]).read_text()
+    m = re.search(r"const COMMON_KEYS: &\[&str\] = &\[(.*?)\];", runtime, re.S)
+    common_keys = re.findall(r'"(\w+)"', m.group(1)) if m else []
+    if not common_keys:
+        problem(COMMON_SOURCES[0], "no COMMON_KEYS list found")
+    structs = rust_structs(COMMON_SOURCES)
+    common = fields_of(structs, "ServiceConfig", where)
+    declared = {s or f for s, f in common}
+    if declared != set(common_keys):
+        problem(COMMON_SOURCES[0], f"ServiceConfig's fields {sorted(declared)} differ from "
+                f"COMMON_KEYS {sorted(common_keys)}")
+    sections, fields = {}, {}
+    for manifest in sorted(Path("services").glob("*/Cargo.toml")):
+        package = re.search(r'^name\s*=\s*"([^"]+)"', manifest.read_text(), re.M)
+        binary = package and package.group(1)
+        if binary not in BINARIES:
+            continue
+        sources = sorted(manifest.parent.glob("src/**/*.rs"))
+        texts = "\n".join(p.read_text() for p in sources)
+        extras = set(re.findall(r"\bServiceConfig<(\w+)>", texts))
+        if len(extras) > 1:
+            problem(binary, f"runs with several config types {sorted(extras)}")
+        extra = extras.pop() if extras else None
+        own = set()
+        if extra:
+            impl = re.search(r"impl Extra for " + extra + r"\s*\{\s*const SECTIONS: "
+                             r"&'static \[&'static str\] = &\[(.*?)\];", texts, re.S)
+            listed = re.findall(r'"(\w+)"', impl.group(1)) if impl else None
+            if listed is None:
+                problem(binary, f"no `impl Extra for {extra}` with its SECTIONS found")
+                listed = []
+            own = fields_of(rust_structs(list(COMMON_SOURCES) + sources), extra, binary)
+            if {s or f for s, f in own} != set(listed):
+                problem(binary, f"{extra}'s fields differ from its SECTIONS {listed}")
+        sections[binary] = sorted({s or f for s, f in own})
+        fields[binary] = common | own
+    if set(fields) != set(BINARIES):
+        problem(where, f"found the config of {sorted(fields)}, expected {sorted(BINARIES)}")
+    if not {("nats", "url"), ("http", "listen")} <= common:
+        problem(where, f"parsing went wrong: the common fields are {sorted(common, key=str)}")
+    _RUST = (common_keys, common, sections, fields)
+    return _RUST
+
+
+def toml_fields(doc, where, allowed):
     found = set()
     for key, value in doc.items():
         if isinstance(value, dict):
@@ -193,38 +316,45 @@ def toml_fields(doc, where):
                 found.add((key, field))
         else:
             found.add((None, key))
-    for f in sorted(found - FIELDS, key=str):
-        problem(where, f"unknown field {f[0] + '.' if f[0] else ''}{f[1]}")
+    for f in sorted(found - allowed, key=str):
+        problem(where, f"unknown field {dotted(f)}")
     return found
 
 
 def cmd_config(path):
+    common_keys, common, sections, fields = rust_config()
+    every = set().union(*fields.values())
     text = Path(path).read_text()
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         problem(path, f"not valid TOML: {e}")
         finish(f"{path} is valid TOML documenting every field")
-    found = toml_fields(doc, path)
-    # Optional fields without a default are documented as commented-out assignments.
+    # One file may serve all five services, so what it sets must be common to them: the others
+    # would refuse a service's own section as an unknown key (exit 64).
+    found = toml_fields(doc, path, every)
+    # Even an empty table counts: the other services refuse the key itself.
+    for key in sorted(set(doc) - set(common_keys)):
+        readers = [b for b, own in sections.items() if key in own]
+        if readers:
+            problem(path, f"has [{key}], which only {', '.join(readers)} reads and the other "
+                    "services refuse: keep it commented out")
+    # Optional fields, fields without a default and a service's own sections are documented as
+    # commented-out assignments, under a section header that may be commented out as well.
     section = None
     for line in text.splitlines():
-        if m := re.match(r"^\[(\w+)\]\s*$", line):
+        if m := re.match(r"^#?\s*\[(\w+)\]\s*$", line):
             section = m.group(1)
         elif m := re.match(r"^#\s*(\w+)\s*=", line):
             found.add((section, m.group(1)))
-    for f in sorted(FIELDS - found, key=str):
-        problem(path, f"does not document {f[0] + '.' if f[0] else ''}{f[1]}")
-    # The services' own config structs, where they exist, must still have every field used here.
-    sources = [Path(p) for p in ("crates/yy-runtime/src/config.rs", "crates/yy-eventlog/src/config.rs")]
-    declared = {m for p in sources if p.exists()
-                for m in re.findall(r"^\s*pub (\w+):", p.read_text(), re.M)}
-    if declared:
-        for section, field in sorted(FIELDS, key=str):
-            for name in filter(None, (section, field)):
-                if name not in declared:
-                    problem("crates/*/src/config.rs", f"declares no field {name}")
-    finish(f"{path} is valid TOML documenting every field the services read")
+    for f in sorted(found - every, key=str):
+        problem(path, f"documents {dotted(f)}, which no service reads")
+    for f in sorted(every - found, key=str):
+        problem(path, f"does not document {dotted(f)}")
+    finish(f"{path} is valid TOML documenting exactly the fields the services read "
+           f"({len(common)} common, " + ", ".join(f"{len(fields[b] - common)} {b}"
+                                                  for b in sorted(fields)
+                                                  if fields[b] - common) + ")")
 
 
 # name -> (values, None or a text the refusal must contain)
@@ -247,23 +377,92 @@ VARIANTS = {
             "webhook": {"configToml": "[eventlog]\npartitions = 8\n",
                         "config": {"eventlog": {"accept_unsafe_durability": False}}},
             "gateway": {"service": {"type": "NodePort", "nodePorts": {"http": 30080}},
-                        "env": [{"name": "RUST_BACKTRACE", "value": "1"}]},
+                        "env": [{"name": "RUST_BACKTRACE", "value": "1"}],
+                        "configToml": "[api]\nmax_body_bytes = 4194304\n",
+                        "config": {"api": {"max_body_bytes": 2097152,
+                                           "idempotency_ttl_secs": 2592000}}},
+            "conversation": {"config": {"limits": {"max_message_bytes": 65536}}},
             "routing": {"enabled": False},
         },
+        "ports": {"http": 8081, "grpc": 9091},
         "extraEnv": [{"name": "TZ", "value": "UTC"}],
+    }, None),
+    "gateway-auth-from-values": ({"services": {"gateway": {"auth": {
+        "adminToken": "an-admin-token-from-the-values",
+        "keySecret": "a-key-secret-from-the-values-0123456789",
+    }}}}, None),
+    "existing-auth-secret-no-network-policy": ({
+        "services": {"gateway": {"auth": {
+            "existingSecret": "yiwaiwai-gateway-keys",
+            "existingSecretKeys": {"adminToken": "admin", "keySecret": "hmac"}}}},
+        "networkPolicy": {"enabled": False},
     }, None),
     "refused-no-nats": ({"nats": {"enabled": False}}, "nats.external.url"),
     "refused-two-nats-nodes": ({"nats": {"replicas": 2}}, "nats.replicas must be 1"),
     "refused-replicas-above-nodes": ({"nats": {"replicas": 1}}, "more replicas than there are servers"),
+    "refused-short-key-secret": ({"services": {"gateway": {"auth": {"keySecret": "x" * 31}}}},
+                                 "keySecret must be at least 32 characters"),
+    "refused-auth-in-plain-config": ({"services": {"gateway": {"config": {"auth": {
+        "key_secret": "x" * 40}}}}}, "set services.gateway.auth instead"),
+    "refused-gateway-section-for-all": ({"config": {"api": {"max_body_bytes": 2048}}},
+                                        "set it as services.gateway.config.api"),
+    "refused-section-of-another-service": ({"services": {"routing": {"config": {"limits": {
+        "max_message_bytes": 1024}}}}}, "yy-routing has no such setting"),
+}
+
+# Upgrades over an auth Secret already in the cluster: (values, its data, None or the refusal).
+STORED_AUTH = {"admin-token": "stored-admin-token-0123456789",
+               "key-secret": "stored-key-secret-0123456789abcdefghijklmnop"}
+UPGRADES = {
+    "upgrade-keeps-generated-secrets": ({}, STORED_AUTH, None),
+    "upgrade-new-admin-token-same-key": ({"services": {"gateway": {"auth": {
+        "adminToken": "a-new-admin-token-0123456789"}}}}, STORED_AUTH, None),
+    "upgrade-same-key-secret-given": ({"services": {"gateway": {"auth": {
+        "keySecret": STORED_AUTH["key-secret"]}}}}, STORED_AUTH, None),
+    "upgrade-admin-token-removed": ({}, {"key-secret": STORED_AUTH["key-secret"]}, None),
+    "refused-upgrade-changing-key-secret": ({"services": {"gateway": {"auth": {
+        "keySecret": "another-key-secret-0123456789abcdefghijk"}}}}, STORED_AUTH,
+        "would invalidate every API key"),
 }
 
 
-def render(values):
+def render(values, chart_dir=CHART, upgrade=False):
     import helm_python as helm
-    with helm.Chart.load(CHART) as chart:
+    with helm.Chart.load(chart_dir) as chart:
         out = chart.render(values=values or None, name=RELEASE, namespace=NAMESPACE,
-                           is_install=True)
+                           is_install=not upgrade, is_upgrade=upgrade)
     return {k: v for k, v in out.items() if not k.endswith("NOTES.txt")}, out
+
+
+def render_over_stored(values, stored):
+    """Renders an upgrade as if the chart's auth Secret already held `stored`: a copy of the chart
+    in which its one Secret lookup returns that Secret (offline rendering finds no cluster)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "yiwaiwai"
+        shutil.copytree(CHART, copy)
+        lookups = [(f, m) for f in copy.glob("templates/*")
+                   for m in re.finditer(r'lookup "v1" "Secret" [^|}]*', f.read_text())]
+        if len(lookups) != 1:
+            raise SystemExit(f"expected one Secret lookup in the chart, found {len(lookups)}")
+        f, m = lookups[0]
+        data = " ".join(f'"{k}" "{base64.b64encode(v.encode()).decode()}"'
+                        for k, v in stored.items())
+        text = f.read_text()
+        f.write_text(text[:m.start()] + f'(dict "data" (dict {data})) ' + text[m.end():])
+        return render(values, copy, upgrade=True)
+
+
+def chart_sections():
+    """The sections the chart's helpers say each service reads, beside the common keys."""
+    text = Path(CHART, "templates/_helpers.tpl").read_text()
+
+    def block(name):
+        m = re.search(r'\{\{- define "' + re.escape(name) + r'" -\}\}\n(.*?)\{\{- end -\}\}',
+                      text, re.S)
+        return yaml.safe_load(m.group(1)) if m else None
+    common = block("yiwaiwai.commonConfigKeys")
+    components = block("yiwaiwai.components") or []
+    return common, {c["binary"]: sorted(c.get("sections") or []) for c in components}
 
 
 def split_docs(text):
@@ -282,6 +481,178 @@ def selects(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def label_selector_matches(selector, labels):
+    """A LabelSelector as Kubernetes applies it: {} matches every pod."""
+    if selector.get("matchExpressions"):
+        return None
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def port_covered(rule_ports, number, name):
+    """Whether a NetworkPolicy rule's ports (none: all ports) take in a container port."""
+    if not rule_ports:
+        return True
+    for p in rule_ports:
+        if p.get("protocol", "TCP") != "TCP":
+            continue
+        port = p.get("port")
+        if port is None or port in (number, name):
+            return True
+        if isinstance(port, int) and p.get("endPort") and port <= number <= p["endPort"]:
+            return True
+    return False
+
+
+def scalar(v):
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def dig(d, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def auth_checksum(data):
+    """What the chart's checksum/auth annotation is: sha256 of its toYaml of the Secret data."""
+    text = yaml.safe_dump({k: data[k] for k in sorted(data)}, default_flow_style=False,
+                          width=1 << 20).rstrip("\n")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def secret_data(secret):
+    out = dict(secret.get("stringData") or {})
+    for k, v in (secret.get("data") or {}).items():
+        out.setdefault(k, base64.b64decode(v).decode())
+    return out
+
+
+def check_gateway(name, values, d, c, prefix, by_kind, pods):
+    """The gateway: its secrets from a Secret, yyctl's variables, and the conversation upstream."""
+    where = f"{name}: Deployment/{d['metadata']['name']}"
+    entries = {e["name"]: e for e in c.get("env") or []}
+    auth = dig(values, "services", "gateway", "auth", default={}) or {}
+    existing = auth.get("existingSecret")
+    secrets = {s["metadata"]["name"]: s for s in by_kind.get("Secret", [])}
+    refs = {}
+    for var, key in [(prefix + "AUTH__" + f, k) for f, k in AUTH_ENV.items()] + [
+            ("YY_ADMIN_TOKEN", "admin-token")]:
+        e = entries.get(var)
+        ref = dig(e, "valueFrom", "secretKeyRef")
+        if not ref or "value" in e:
+            problem(where, f"{var} does not come from a Secret")
+            continue
+        refs[var] = (ref["name"], ref["key"])
+        if key == "key-secret" and ref.get("optional"):
+            problem(where, f"{var} is optional, but the gateway does not start without it")
+        wanted_name = existing or f"{RELEASE}-gateway-auth"
+        wanted_key = (dig(auth, "existingSecretKeys", "adminToken" if key == "admin-token"
+                          else "keySecret") if existing else None) or key
+        if (ref["name"], ref["key"]) != (wanted_name, wanted_key):
+            problem(where, f"{var} reads {ref['name']}/{ref['key']}, not "
+                    f"{wanted_name}/{wanted_key}")
+        if existing:
+            if ref["name"] in secrets:
+                problem(where, f"the chart renders Secret {ref['name']}, which already exists")
+            continue
+        secret = secrets.get(ref["name"])
+        if not secret:
+            problem(where, f"{var} reads Secret {ref['name']}, which is not rendered")
+            continue
+        value = secret_data(secret).get(ref["key"], "")
+        if len(value) < MIN_LEN[key]:
+            problem(where, f"Secret {ref['name']} holds a {ref['key']} of {len(value)} "
+                    f"characters; the gateway needs at least {MIN_LEN[key]}")
+        given = auth.get("adminToken" if key == "admin-token" else "keySecret")
+        if given and value != given:
+            problem(where, f"Secret {ref['name']} does not hold the {ref['key']} of the values")
+    if refs.get("YY_ADMIN_TOKEN") != refs.get(prefix + "AUTH__ADMIN_TOKEN"):
+        problem(where, "YY_ADMIN_TOKEN is not the gateway's own admin token")
+    http = next((p["containerPort"] for p in c["ports"] if p["name"] == "http"), None)
+    if dig(entries, "YY_API_URL", "value") != f"http://127.0.0.1:{http}":
+        problem(where, "YY_API_URL does not point yyctl at the gateway's own http port")
+    if not existing:
+        secret = secrets.get(f"{RELEASE}-gateway-auth") or {}
+        keep = dig(secret, "metadata", "annotations", "helm.sh/resource-policy")
+        if keep != "keep":
+            problem(where, "the auth Secret would be deleted with the release, and its "
+                    "key-secret with it")
+        checksum = dig(d, "spec", "template", "metadata", "annotations", "checksum/auth")
+        if secret and checksum != auth_checksum(secret_data(secret)):
+            problem(where, "checksum/auth is not the checksum of the Secret that is rendered")
+    # The conversation service's grpc port, through its Service.
+    url = dig(entries, prefix + "UPSTREAM__CONVERSATION", "value") or ""
+    conv = pods.get("conversation")
+    if not url:
+        problem(where, "upstream.conversation is not set")
+    elif conv:
+        parts = urlsplit(url)
+        svc = next((s for s in by_kind.get("Service", [])
+                    if s["metadata"]["name"] == parts.hostname), None)
+        grpc = svc and next((p for p in svc["spec"]["ports"] if p["name"] == "grpc"), None)
+        if (parts.scheme != "http" or not svc or not selects(svc["spec"].get("selector"), conv)
+                or not grpc or grpc["port"] != parts.port):
+            problem(where, f"upstream.conversation {url} is not the conversation Service's "
+                    "grpc port")
+
+
+def check_network_policy(name, values, by_kind, pods, containers):
+    """Only the gateway's pods reach the conversation pods' grpc port; http stays open."""
+    conv = pods.get("conversation")
+    if not conv:
+        return
+    where = f"{name}: conversation pods"
+    policies = []
+    for p in by_kind.get("NetworkPolicy", []):
+        matched = label_selector_matches(p["spec"].get("podSelector") or {}, conv)
+        if matched is None:
+            problem(where, f"NetworkPolicy/{p['metadata']['name']} uses matchExpressions, "
+                    "which this check cannot follow")
+        if matched:
+            policies.append(p)
+    if dig(values, "networkPolicy", "enabled", default=True) is False:
+        if policies:
+            problem(where, "networkPolicy.enabled is false, yet a NetworkPolicy selects them")
+        return
+    if not policies:
+        problem(where, "no NetworkPolicy selects them, so any pod can call their gRPC API "
+                "with any x-yy-tenant")
+        return
+    ports = {p["name"]: p["containerPort"] for p in containers["conversation"].get("ports", [])}
+    http_open = gateway_in = False
+    for p in policies:
+        pname = f"NetworkPolicy/{p['metadata']['name']}"
+        if "Ingress" not in (p["spec"].get("policyTypes") or ["Ingress"]):
+            problem(where, f"{pname} does not restrict ingress")
+        for rule in p["spec"].get("ingress") or []:
+            peers = rule.get("from") or []
+            if port_covered(rule.get("ports"), ports["http"], "http") and not peers:
+                http_open = True
+            if not port_covered(rule.get("ports"), ports["grpc"], "grpc"):
+                continue
+            if not peers:
+                problem(where, f"{pname} opens the grpc port to every source")
+            for peer in peers:
+                if set(peer) != {"podSelector"}:
+                    problem(where, f"{pname} lets {sorted(set(peer) - {'podSelector'})} reach "
+                            "the grpc port (other namespaces or addresses)")
+                    continue
+                sel = peer["podSelector"] or {}
+                if "gateway" in pods and label_selector_matches(sel, pods["gateway"]):
+                    gateway_in = True
+                others = sorted(comp for comp, labels in pods.items()
+                                if comp != "gateway" and label_selector_matches(sel, labels))
+                if others:
+                    problem(where, f"{pname} lets {others} reach the grpc port")
+    if not http_open:
+        problem(where, "their http port (/healthz, /readyz, /metrics) is not open to probes "
+                "and Prometheus")
+    if "gateway" in pods and not gateway_in:
+        problem(where, "the gateway's pods cannot reach their grpc port")
+
+
 def check_rendering(name, values, objs):
     by_kind = {}
     for o in objs:
@@ -291,6 +662,14 @@ def check_rendering(name, values, objs):
     configmaps = {c["metadata"]["name"]: c for c in by_kind.get("ConfigMap", [])}
     sts = by_kind.get("StatefulSet", [])
     nats_nodes = sts[0]["spec"]["replicas"] if sts else None
+    _, _, _, fields = rust_config()
+    # component -> pod labels, and its container, of every workload rendered.
+    pods, containers = {}, {}
+    for w in by_kind.get("Deployment", []) + sts:
+        labels = w["spec"]["template"]["metadata"].get("labels", {})
+        component = labels.get("app.kubernetes.io/component")
+        pods[component] = labels
+        containers[component] = w["spec"]["template"]["spec"]["containers"][0]
     seen = set()
     for o in objs:
         if o["metadata"].get("namespace") != NAMESPACE:
@@ -315,18 +694,37 @@ def check_rendering(name, values, objs):
         prefix = f"YY_{BINARIES[binary]}__"
         env = env_map(c)
         for var in env:
-            if not var.startswith("YY_"):
+            if not var.startswith("YY_") or (binary == "yy-gateway" and var in YYCTL_ENV):
                 continue
             if not var.startswith(prefix):
                 problem(where, f"{var} does not carry this service's prefix {prefix}")
                 continue
             parts = var[len(prefix):].lower().split("__")
             field = (None, parts[0]) if len(parts) == 1 else tuple(parts)
-            if field not in FIELDS:
-                problem(where, f"{var} names no config field")
-        for required in ("NATS__URL", "HTTP__LISTEN", "GRPC__LISTEN", "EVENTLOG__REPLICAS"):
-            if prefix + required not in env:
-                problem(where, f"{prefix + required} is not set")
+            if field not in fields[binary]:
+                problem(where, f"{var} names no config field of {binary}")
+        required = ["NATS__URL", "HTTP__LISTEN", "GRPC__LISTEN", "EVENTLOG__REPLICAS"]
+        if binary == "yy-gateway":
+            required += ["AUTH__KEY_SECRET", "UPSTREAM__CONVERSATION"]
+        for var in required:
+            if prefix + var not in env:
+                problem(where, f"{prefix + var} is not set")
+        # Every field the values set, for all services or for this one, reaches it.
+        component = labels.get("app.kubernetes.io/component")
+        values_key = {"ticket-sync": "ticketSync"}.get(component, component)
+        merged = {}
+        for layer in (values.get("config") or {},
+                      dig(values, "services", values_key, "config") or {}):
+            for section, v in layer.items():
+                for field, value in (v.items() if isinstance(v, dict) else [(None, v)]):
+                    merged[(section, field)] = value
+        for (section, field), value in merged.items():
+            var = prefix + "__".join(filter(None, (section, field))).upper()
+            if value is not None and env.get(var) != scalar(value):
+                problem(where, f"{var} is {env.get(var)!r}, not {scalar(value)!r} as the "
+                        "values say")
+        if binary == "yy-gateway":
+            check_gateway(name, values, d, c, prefix, by_kind, pods)
         for var, value in env.items():
             if value is not None and re.fullmatch(r"-?\d+(\.\d+)?e[+-]?\d+", value):
                 problem(where, f"{var}={value} is in exponent form")
@@ -381,7 +779,8 @@ def check_rendering(name, values, objs):
                 problem(where, f"--config {path} is not mounted from a rendered ConfigMap key")
             else:
                 try:
-                    toml_fields(tomllib.loads(cm["data"][key]), f"{where} config.toml")
+                    toml_fields(tomllib.loads(cm["data"][key]), f"{where} config.toml",
+                                fields[binary])
                 except tomllib.TOMLDecodeError as e:
                     problem(where, f"config.toml is not valid TOML: {e}")
         url = env.get(prefix + "NATS__URL", "")
@@ -425,12 +824,50 @@ def check_rendering(name, values, objs):
         if not any(selects(p["spec"]["selector"].get("matchLabels"),
                            s["spec"]["template"]["metadata"]["labels"]) for p in pdbs):
             problem(where, "no PodDisruptionBudget selects it")
+
+    check_network_policy(name, values, by_kind, pods, containers)
     return objs
 
 
 def cmd_render(outdir):
     import helm_python as helm
     out = Path(outdir)
+    common_keys, _, sections, _ = rust_config()
+    chart_common, chart_own = chart_sections()
+    if set(chart_common or []) != set(common_keys):
+        problem("yiwaiwai.commonConfigKeys", f"{chart_common} differ from the services' "
+                f"COMMON_KEYS {common_keys}")
+    if chart_own != sections:
+        problem("yiwaiwai.components", f"sections {chart_own} differ from the services' own "
+                f"{sections}")
+    for name, (values, stored, refusal) in UPGRADES.items():
+        try:
+            templates, _ = render_over_stored(values, stored)
+        except helm.HelmError as e:
+            if not refusal:
+                problem(name, f"does not render: {e}")
+            elif refusal not in str(e):
+                problem(name, f"refused for another reason: {e}")
+            else:
+                print(f"  ok    helm upgrade refuses {name}")
+            continue
+        if refusal:
+            problem(name, "rendered, but the chart must refuse these values")
+            continue
+        objs = [yaml.safe_load(d) for _, text in sorted(templates.items())
+                for d in split_docs(text)]
+        before = len(problems)
+        check_rendering(name, values, objs)
+        secret = next((o for o in objs if o["kind"] == "Secret"), None)
+        data = secret_data(secret) if secret else {}
+        given = dig(values, "services", "gateway", "auth") or {}
+        want = {"admin-token": given.get("adminToken") or stored.get("admin-token"),
+                "key-secret": stored["key-secret"]}
+        for k, v in want.items():
+            if v and data.get(k) != v:
+                problem(name, f"the auth Secret's {k} is not kept from the cluster")
+        if len(problems) == before:
+            print(f"  ok    helm upgrade over an existing auth Secret: {name}")
     for name, (values, refusal) in VARIANTS.items():
         if refusal:
             try:
@@ -469,15 +906,17 @@ def cmd_render(outdir):
 
 
 K8S_ORDER = ["nats", "gateway", "conversation", "routing", "ticket-sync", "webhook"]
-KIND_ORDER = ["Namespace", "ConfigMap", "Service", "StatefulSet", "Deployment",
-              "PodDisruptionBudget"]
+KIND_ORDER = ["Namespace", "Secret", "ConfigMap", "Service", "StatefulSet", "Deployment",
+              "PodDisruptionBudget", "NetworkPolicy"]
 HEADER = """\
 # {what}.
 # The chart helm/yiwaiwai with its default values, less Helm's own labels, as
 #   helm template {release} helm/yiwaiwai --namespace {ns}
 # renders it. scripts/check-deploy.sh fails when this file and the chart differ: change the
-# chart, then run `scripts/check-deploy.sh --update-k8s`.
+# chart, then run `scripts/check-deploy.sh --update-k8s`.{secrets}
 """
+SECRETS_NOTE = ("\n# Its Secret holds placeholders, not secrets: replace them before applying"
+                " (see README.md).")
 NAMESPACE_HEADER = """\
 # The namespace of every manifest in k8s/; with Helm, `helm install --create-namespace` makes it.
 """
@@ -492,7 +931,12 @@ metadata:
 
 
 def k8s_files():
-    templates, _ = render({})
+    import helm_python as helm
+    try:
+        templates, _ = render(K8S_VALUES)
+    except helm.HelmError as e:
+        problem("k8s/", f"the chart refuses the placeholders of k8s/: {e}")
+        finish("k8s/ can be rendered from the chart")
     groups = {}
     for _, text in sorted(templates.items()):
         for doc in split_docs(HELM_ONLY_LABEL_LINES.sub("", text)):
@@ -510,8 +954,9 @@ def k8s_files():
         num = 10 if component == "nats" else 20 + i - 1
         what = ("NATS JetStream, 3 nodes" if component == "nats"
                 else f"The {component} service")
+        secrets = SECRETS_NOTE if any(kind == "Secret" for kind, _ in docs) else ""
         files[f"{num:02d}-{component}.yaml"] = (
-            HEADER.format(what=what, release=RELEASE, ns=NAMESPACE)
+            HEADER.format(what=what, release=RELEASE, ns=NAMESPACE, secrets=secrets)
             + "".join("---\n" + d for _, d in docs))
     files["kustomization.yaml"] = (
         "# `kubectl apply -k k8s/` applies these in order; overlays can patch them (e.g. `images:`\n"
@@ -536,6 +981,26 @@ def cmd_k8s(mode):
         return
     for stale in sorted(present - set(files)):
         problem(f"k8s/{stale}", "not produced by the chart (remove it, or run --update-k8s)")
+    # The placeholders must read as such, and must fit what the gateway accepts or refuses.
+    secrets = [(f, s) for f, text in files.items() for s in yaml.safe_load_all(text)
+               if s and s.get("kind") == "Secret"]
+    if len(secrets) != 1:
+        problem("k8s/", f"holds {len(secrets)} Secrets, expected the gateway's auth Secret")
+    for fname, s in secrets:
+        data = secret_data(s)
+        for key, placeholder in K8S_PLACEHOLDERS.items():
+            if data.get(key) != placeholder or not placeholder.startswith("REPLACE-ME"):
+                problem(f"k8s/{fname}", f"{key} is not the placeholder {placeholder!r}")
+        if len(data.get("key-secret", "")) < MIN_LEN["key-secret"]:
+            problem(f"k8s/{fname}", f"the key-secret placeholder is shorter than the "
+                    f"{MIN_LEN['key-secret']} characters the gateway needs")
+        if len(data.get("admin-token", "")) >= MIN_LEN["admin-token"]:
+            problem(f"k8s/{fname}", "the admin-token placeholder is long enough for the gateway "
+                    "to accept it, so manifests applied unchanged would serve the admin API")
+    readme = Path("k8s/README.md").read_text() if Path("k8s/README.md").exists() else ""
+    for placeholder in K8S_PLACEHOLDERS.values():
+        if placeholder not in readme:
+            problem("k8s/README.md", f"does not tell to replace {placeholder!r}")
     for fname, text in files.items():
         path = k8s / fname
         current = path.read_text() if path.exists() else ""
@@ -545,7 +1010,7 @@ def cmd_k8s(mode):
             problem(f"k8s/{fname}", "differs from the chart's default rendering "
                     "(scripts/check-deploy.sh --update-k8s rewrites it):\n          "
                     + "\n          ".join(diff[:30]))
-    finish("k8s/ equals the chart's default rendering")
+    finish("k8s/ equals the chart's default rendering, with placeholders for the gateway's secrets")
 
 
 if __name__ == "__main__":
@@ -604,6 +1069,14 @@ if [[ "$(printf '%s\n' "${CHART_BINARIES[@]}")" == "$EXPECTED" ]]; then
     pass "the chart runs the same five binaries"
 else
     fail "the chart's binaries (${CHART_BINARIES[*]}) differ from ${SERVICE_BINARIES[*]}"
+fi
+# The chart's NOTES and k8s/README.md have operators run yyctl inside the gateway's pods.
+if [[ -f crates/yyctl/Cargo.toml ]] && grep -qE -- '-p[[:space:]]+yyctl([[:space:]]|$)' "$DOCKERFILE" &&
+    grep -qE 'target/release/yyctl([[:space:]]|$)' "$DOCKERFILE" &&
+    grep -q 'yyctl' "$CHART/templates/NOTES.txt"; then
+    pass "the image carries yyctl, which NOTES.txt tells operators to run"
+else
+    fail "Dockerfile does not build and copy yyctl (crates/yyctl), which NOTES.txt relies on"
 fi
 if grep -qE 'cargo build --release --locked' "$DOCKERFILE"; then
     pass "release build with --locked"

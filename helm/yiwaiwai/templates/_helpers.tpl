@@ -48,30 +48,43 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-The five services: values key, resource-name suffix, binary, and the SERVICE part of their
-YY_<SERVICE>__... environment variables. The binaries are the cargo packages under services/.
+The five services: values key, resource-name suffix, binary, the SERVICE part of their
+YY_<SERVICE>__... environment variables, and the config sections only that service reads (the
+others refuse them as unknown keys). The binaries are the cargo packages under services/.
 */}}
 {{- define "yiwaiwai.components" -}}
 - key: gateway
   component: gateway
   binary: yy-gateway
   envPrefix: YY_GATEWAY
+  sections: [auth, upstream, api]
 - key: conversation
   component: conversation
   binary: yy-conversation
   envPrefix: YY_CONVERSATION
+  sections: [limits]
 - key: routing
   component: routing
   binary: yy-routing
   envPrefix: YY_ROUTING
+  sections: []
 - key: ticketSync
   component: ticket-sync
   binary: yy-ticket-sync
   envPrefix: YY_TICKET_SYNC
+  sections: []
 - key: webhook
   component: webhook
   binary: yy-webhook
   envPrefix: YY_WEBHOOK
+  sections: []
+{{- end -}}
+
+{{/*
+Config keys every service reads: sections, and top-level fields.
+*/}}
+{{- define "yiwaiwai.commonConfigKeys" -}}
+[nats, eventlog, http, grpc, telemetry, shutdown_grace_secs, snapshot_interval_secs]
 {{- end -}}
 
 {{- define "yiwaiwai.image" -}}
@@ -119,12 +132,70 @@ Stops a release that could not work, with the reason, before anything is applied
 {{- fail (printf "config.eventlog.replicas is %d but the bundled NATS has %d node(s): a stream cannot have more replicas than there are servers" $streamReplicas $nodes) -}}
 {{- end -}}
 {{- end -}}
+{{- /* A section one service does not know makes it exit at start (64), so refuse it here. */ -}}
+{{- $common := include "yiwaiwai.commonConfigKeys" . | fromYamlArray -}}
+{{- $components := include "yiwaiwai.components" . | fromYamlArray -}}
+{{- range $key, $_ := (.Values.config | default dict) -}}
+{{- if not (has $key $common) -}}
+{{- $readers := list -}}
+{{- range $c := $components -}}
+{{- if has $key $c.sections -}}
+{{- $readers = append $readers (printf "services.%s.config.%s" $c.key $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if $readers -}}
+{{- fail (printf "config.%s is read by one service only and the others refuse it: set it as %s" $key (join " or " $readers)) -}}
+{{- else -}}
+{{- fail (printf "config.%s is no setting of any service" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $c := $components -}}
+{{- $svc := index $.Values.services $c.key -}}
+{{- range $key, $_ := ($svc.config | default dict) -}}
+{{- if and (eq $c.key "gateway") (eq $key "auth") -}}
+{{- fail "services.gateway.config.auth would put the gateway's secrets into plain environment variables: set services.gateway.auth instead" -}}
+{{- end -}}
+{{- if not (or (has $key $common) (has $key $c.sections)) -}}
+{{- fail (printf "services.%s.config.%s: %s has no such setting" $c.key $key $c.binary) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $auth := .Values.services.gateway.auth -}}
+{{- if and $auth.keySecret (lt (len $auth.keySecret) 32) -}}
+{{- fail "services.gateway.auth.keySecret must be at least 32 characters: the gateway refuses a shorter key" -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
-A service's configuration: what the chart derives (NATS addresses, listen addresses), under the
-shared `config`, under the service's own `config`. Pass (dict "root" $ "svc" <service values>).
-Returns YAML.
+The Secret that holds the gateway's admin token and API-key secret, and its keys.
+*/}}
+{{- define "yiwaiwai.gateway.authSecret" -}}
+{{- .Values.services.gateway.auth.existingSecret | default (printf "%s-gateway-auth" (include "yiwaiwai.fullname" .)) -}}
+{{- end -}}
+
+{{- define "yiwaiwai.gateway.authKeys" -}}
+{{- if .Values.services.gateway.auth.existingSecret -}}
+{{- toYaml .Values.services.gateway.auth.existingSecretKeys -}}
+{{- else -}}
+adminToken: admin-token
+keySecret: key-secret
+{{- end -}}
+{{- end -}}
+
+{{/*
+The data (base64) of the chart's own auth Secret as it is in the cluster, empty on a first
+install and wherever there is no cluster to ask (helm template, client-side dry runs).
+*/}}
+{{- define "yiwaiwai.gateway.storedAuth" -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace (include "yiwaiwai.gateway.authSecret" .) | default dict -}}
+{{- toYaml (dig "data" dict $secret) -}}
+{{- end -}}
+
+{{/*
+A service's configuration: what the chart derives (NATS addresses, listen addresses, the
+gateway's upstream), under the shared `config`, under the service's own `config`. Pass
+(dict "root" $ "svc" <service values> "component" <component>). Returns YAML.
 */}}
 {{- define "yiwaiwai.serviceConfig" -}}
 {{- $root := .root -}}
@@ -140,6 +211,9 @@ Returns YAML.
       "nats" $nats
       "http" (dict "listen" (printf "0.0.0.0:%v" $root.Values.ports.http))
       "grpc" (dict "listen" (printf "0.0.0.0:%v" $root.Values.ports.grpc)) -}}
+{{- if eq .component "gateway" -}}
+{{- $_ := set $derived "upstream" (dict "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
+{{- end -}}
 {{- /* Field by field rather than mergeOverwrite, which skips false and 0 in the overriding map. */ -}}
 {{- range $layer := list ($root.Values.config | default dict) (.svc.config | default dict) -}}
 {{- range $key, $value := $layer -}}
@@ -240,4 +314,26 @@ cluster {
   ]
 }
 {{- end }}
+{{- end -}}
+
+{{/*
+What the chart's auth Secret holds, as YAML (admin-token, key-secret): a value from
+services.gateway.auth, else the one already in the cluster, else a new random one. A key_secret
+once in use is never replaced unasked, since every issued API key is hashed with it. Worked out
+once per release render, so the Secret and the gateway's checksum see the same random values.
+*/}}
+{{- define "yiwaiwai.gateway.authData" -}}
+{{- if not (hasKey .Values "__gatewayAuth") -}}
+{{- $auth := .Values.services.gateway.auth -}}
+{{- $stored := include "yiwaiwai.gateway.storedAuth" . | fromYaml -}}
+{{- $storedKey := get $stored "key-secret" | default "" | b64dec -}}
+{{- if and $auth.keySecret $storedKey (ne $auth.keySecret $storedKey) -}}
+{{- fail (printf "services.gateway.auth.keySecret differs from the key_secret in Secret %s, and changing it would invalidate every API key issued so far. To replace it all the same, delete that Secret first." (include "yiwaiwai.gateway.authSecret" .)) -}}
+{{- end -}}
+{{- $data := dict
+      "admin-token" ($auth.adminToken | default (get $stored "admin-token" | default "" | b64dec) | default (randAlphaNum 32))
+      "key-secret" ($auth.keySecret | default $storedKey | default (randAlphaNum 48)) -}}
+{{- $_ := set .Values "__gatewayAuth" $data -}}
+{{- end -}}
+{{- toYaml (get .Values "__gatewayAuth") -}}
 {{- end -}}
