@@ -28,6 +28,7 @@ const MESSAGES: &str = "messages";
     responses(
         (status = 201, description = "The conversation was opened", body = Conversation,
             headers(("location" = String, description = "`/v1/conversations/{conversation_id}`"))),
+        (status = 404, description = "The contact does not exist in the caller's tenant (`not-found`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -281,8 +281,9 @@ fn add_shared(path: &str, method: &str, operation: &mut Map<String, Value>) {
             "name": REQUEST_ID_HEADER_NAME,
             "in": "header",
             "required": false,
-            "description": "An id for this request, echoed in the response and the logs: at most 128 visible ASCII characters",
-            "schema": {"type": "string", "maxLength": 128},
+            "description": "An id for this request, echoed in the response and the logs. One of at most 128 visible \
+                ASCII characters is kept; any other is replaced by a new id rather than refused.",
+            "schema": {"type": "string"},
             "example": "req-2f9c1e"
         }));
         if is_post {
