@@ -2,11 +2,13 @@
 //!
 //! - `log`: event-log appends and replay against raw JetStream publishes;
 //! - `ingest`: messages posted over HTTP through the gateway and the conversation service, with
-//!   an open-loop load generator, against raw durable JetStream publishes.
+//!   an open-loop load generator, against raw durable JetStream publishes;
+//! - `routing`: language understanding plus rules per message, against tokenising alone.
 
 mod ingest;
 mod log;
 mod measure;
+mod routing;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,8 @@ enum Bench {
     Log(log::Args),
     /// End-to-end message ingest over HTTP.
     Ingest(ingest::Args),
+    /// Routing decisions: language understanding plus rules.
+    Routing(routing::Args),
 }
 
 #[tokio::main]
@@ -30,9 +34,11 @@ async fn main() {
     match Cli::parse().bench {
         Some(Bench::Log(args)) => log::run(args).await,
         Some(Bench::Ingest(args)) => ingest::run(args).await,
+        Some(Bench::Routing(args)) => routing::run(args).await,
         None => {
             log::run(log::Args::parse_from(["log"])).await;
             ingest::run(ingest::Args::parse_from(["ingest"])).await;
+            routing::run(routing::Args::parse_from(["routing"])).await;
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The routing service: intent and priority rules, agents, queues and escalation. It owns the routing log.
 
+pub mod understanding;
+
 use tokio_util::sync::CancellationToken;
 use yy_eventlog::LogContext;
 use yy_runtime::{Listeners, LogTally, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
