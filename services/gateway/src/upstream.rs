@@ -27,6 +27,12 @@ pub fn for_tenant<T>(tenant_id: &str, message: T) -> tonic::Request<T> {
     request
 }
 
+impl From<tonic::Status> for Problem {
+    fn from(status: tonic::Status) -> Self {
+        problem(&status)
+    }
+}
+
 /// The problem document for a failed call.
 pub fn problem(status: &tonic::Status) -> Problem {
     let named = status

@@ -46,8 +46,7 @@ pub async fn upsert_contact(
         .conversations
         .clone()
         .upsert_contact(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     let contact = Contact::from(response.contact.unwrap_or_default());
     if response.created {
@@ -80,8 +79,7 @@ pub async fn get_contact(
         .conversations
         .clone()
         .get_contact(caller.request(pb::GetContactRequest { contact_id }))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(contact.into()))
 }
@@ -118,8 +116,7 @@ pub async fn link_identity(
         .conversations
         .clone()
         .link_identity(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(contact.into()))
 }
@@ -154,8 +151,7 @@ pub async fn merge_contacts(
         .conversations
         .clone()
         .merge_contacts(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(contact.into()))
 }
@@ -190,8 +186,7 @@ pub async fn list_contact_conversations(
         .conversations
         .clone()
         .list_contact_conversations(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(page.into()))
 }

@@ -51,8 +51,7 @@ pub async fn open_conversation(
             .conversations
             .clone()
             .open_conversation(caller.request(request))
-            .await
-            .map_err(|status| crate::upstream::problem(&status))?
+            .await?
             .into_inner(),
     );
     let location = format!("/v1/conversations/{}", conversation.id);
@@ -96,8 +95,7 @@ pub async fn list_conversations(
         .conversations
         .clone()
         .list_conversations(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(page.into()))
 }
@@ -122,8 +120,7 @@ pub async fn get_conversation(
         .conversations
         .clone()
         .get_conversation(caller.request(pb::GetConversationRequest { conversation_id }))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(conversation.into()))
 }
@@ -167,8 +164,7 @@ pub async fn update_conversation(
         .conversations
         .clone()
         .update_conversation(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(conversation.into()))
 }
@@ -201,8 +197,7 @@ pub async fn resolve_conversation(
         .conversations
         .clone()
         .resolve_conversation(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(conversation.into()))
 }
@@ -234,8 +229,7 @@ pub async fn reopen_conversation(
         .conversations
         .clone()
         .reopen_conversation(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(conversation.into()))
 }
@@ -276,8 +270,7 @@ pub async fn post_message(
             .conversations
             .clone()
             .post_message(caller.request(request))
-            .await
-            .map_err(|status| crate::upstream::problem(&status))?
+            .await?
             .into_inner(),
     );
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
@@ -312,8 +305,7 @@ pub async fn list_messages(
         .conversations
         .clone()
         .list_messages(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(page.into()))
 }
@@ -355,8 +347,7 @@ pub async fn submit_csat(
         .conversations
         .clone()
         .submit_csat(caller.request(request))
-        .await
-        .map_err(|status| crate::upstream::problem(&status))?
+        .await?
         .into_inner();
     Ok(axum::Json(conversation.into()))
 }
