@@ -381,6 +381,12 @@ impl Conversations {
         check_id("conversation_id", conversation_id, "conv_")?;
         let command_id = checked_command_id(command_id)?;
         let limits = self.limits;
+        // A message's id derives from the client's command id, so finding it in the history
+        // recognises a retry even after the command left the recent-command memory.
+        let posted_id = match &command {
+            ConversationCommand::Post(post) => Some(post.message_id.clone()),
+            _ => None,
+        };
         self.execute(
             tenant,
             "conversation",
@@ -388,8 +394,12 @@ impl Conversations {
             &command_id,
             correlation_id,
             |t| {
-                t.conversation(conversation_id)
-                    .is_some_and(|c| c.recently_ran(&command_id))
+                t.conversation(conversation_id).is_some_and(|c| {
+                    c.recently_ran(&command_id)
+                        || posted_id
+                            .as_ref()
+                            .is_some_and(|id| c.messages.iter().rev().any(|m| &m.id == id))
+                })
             },
             |t| {
                 let (state, sequence) = Self::conversation_state(t, conversation_id);

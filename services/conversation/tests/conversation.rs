@@ -17,6 +17,12 @@ struct Service {
 }
 
 async fn start(nats: &NatsServer) -> Service {
+    start_with_window(nats, LogConfig::default().duplicate_window_secs).await
+}
+
+/// Starts the service with the server's deduplication of retried commands limited to
+/// `duplicate_window_secs`.
+async fn start_with_window(nats: &NatsServer, duplicate_window_secs: u64) -> Service {
     let config: ServiceConfig<ConversationConfig> = ServiceConfig {
         nats: NatsConfig {
             url: nats.url(),
@@ -25,6 +31,7 @@ async fn start(nats: &NatsServer) -> Service {
         },
         eventlog: LogConfig {
             partitions: 4,
+            duplicate_window_secs,
             ..LogConfig::default()
         },
         ..ServiceConfig::default()
@@ -538,4 +545,35 @@ async fn lists_filter_and_page_and_survive_a_restart() {
         .into_inner();
     assert_eq!(before, after);
     assert_eq!(before_history, history(&mut client, "t1", &ids[3]).await);
+}
+
+#[tokio::test]
+async fn a_post_retried_after_many_other_commands_is_still_stored_once() {
+    let nats = NatsServer::start();
+    // The server's own deduplication would hide the service's: keep its window short and let it pass.
+    let service = start_with_window(&nats, 1).await;
+    let mut client = service.client().await;
+    let ann = contact(&mut client, "t1", "web", "v").await;
+    let conversation = open(&mut client, "t1", &ann.id, "web").await;
+    let post_once = || {
+        as_tenant(
+            "t1",
+            PostMessageRequest {
+                command_id: "client-retry-1".into(),
+                conversation_id: conversation.id.clone(),
+                role: "customer".into(),
+                text: "first".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let first = client.post_message(post_once()).await.expect("post").into_inner();
+    // More commands than the aggregate remembers, between the attempt and its retry.
+    for i in 0..20 {
+        post(&mut client, "t1", &conversation.id, &format!("other {i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let retry = client.post_message(post_once()).await.expect("retry").into_inner();
+    assert_eq!(retry, first);
+    assert_eq!(history(&mut client, "t1", &conversation.id).await.len(), 21);
 }
