@@ -45,7 +45,8 @@ stop() {
   rm -f "$run_dir/run.env"
   echo "stopped"
 }
-trap 'stop; exit 130' INT
+# Ctrl-C is how the cluster is meant to stop: a clean stop is a success.
+trap 'stop; exit 0' INT
 trap 'stop; exit 143' TERM
 trap 'stop' EXIT
 
