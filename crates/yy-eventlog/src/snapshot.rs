@@ -11,6 +11,10 @@ use crate::naming::LogContext;
 /// The KV bucket holding projection snapshots, one key per service and context.
 pub const SNAPSHOT_BUCKET: &str = "YY_SNAPSHOTS";
 
+/// The largest state kept inline, and the size of each chunk of a larger one: well under the
+/// server's default `max_payload` (1 MiB), headers and framing included.
+const CHUNK_BYTES: usize = 512 * 1024;
+
 /// A projection that can be saved to and restored from a snapshot.
 pub trait Snapshottable: Projection + Sized {
     /// The version of the encoding; a stored snapshot of another version is ignored and the
@@ -20,6 +24,28 @@ pub trait Snapshottable: Projection + Sized {
     fn encode(&self) -> Vec<u8>;
     /// Decodes what [`Snapshottable::encode`] produced.
     fn decode(bytes: &[u8]) -> Result<Self, String>;
+}
+
+fn chunk_key(key: &str, generation: &str, index: usize) -> String {
+    format!("{key}.{generation}.{index}")
+}
+
+/// The snapshot header under `key`, if there is a readable one.
+async fn read_header(bucket: &kv::Store, key: &str) -> Option<Snapshot> {
+    let bytes = match bucket.get(key).await {
+        Ok(bytes) => bytes?,
+        Err(error) => {
+            tracing::warn!(%error, key, "cannot read a snapshot");
+            return None;
+        }
+    };
+    match Snapshot::decode(bytes) {
+        Ok(snapshot) => Some(snapshot),
+        Err(error) => {
+            tracing::warn!(%error, key, "ignoring an unreadable snapshot");
+            None
+        }
+    }
 }
 
 impl EventLog {
@@ -40,8 +66,9 @@ impl EventLog {
     /// Saves the follower's current state, with the positions it covers, under `key` (such as
     /// `conversation.conv`). Returns the positions saved.
     ///
-    /// A snapshot must fit in one NATS message (the server's `max_payload`, 1 MiB by default);
-    /// a larger one is refused with an error and start-up keeps replaying from the log.
+    /// A state larger than one NATS message is stored in chunks of a new generation first and
+    /// then named by the header under `key`, so a reader sees either the old snapshot or the new
+    /// one, never a mix; the previous generation's chunks are removed afterwards.
     pub async fn save_snapshot<P: Snapshottable>(
         &self,
         key: &str,
@@ -51,19 +78,45 @@ impl EventLog {
             let applied = follower.read();
             (applied.state.encode(), applied.sequences.clone())
         };
-        let snapshot = Snapshot {
+        let bucket = self.snapshot_bucket().await?;
+        let previous = read_header(&bucket, key).await;
+        let mut snapshot = Snapshot {
             context: follower.context().name().into(),
             partitions: self.config.partitions,
             sequences: sequences.clone(),
-            state,
+            state: Vec::new(),
             taken_at: Some(std::time::SystemTime::now().into()),
             state_version: P::STATE_VERSION,
+            chunk_count: 0,
+            generation: String::new(),
         };
-        self.snapshot_bucket()
-            .await?
+        if state.len() <= CHUNK_BYTES {
+            snapshot.state = state;
+        } else {
+            snapshot.generation = uuid::Uuid::now_v7().simple().to_string();
+            for (i, chunk) in state.chunks(CHUNK_BYTES).enumerate() {
+                bucket
+                    .put(
+                        chunk_key(key, &snapshot.generation, i),
+                        bytes::Bytes::copy_from_slice(chunk),
+                    )
+                    .await
+                    .map_err(|e| LogError::nats(format!("save snapshot {key} chunk {i}"), e))?;
+                snapshot.chunk_count += 1;
+            }
+        }
+        bucket
             .put(key, snapshot.encode_to_vec().into())
             .await
             .map_err(|e| LogError::nats(format!("save snapshot {key}"), e))?;
+        if let Some(previous) = previous {
+            for i in 0..previous.chunk_count as usize {
+                // Left-over chunks cost only space: a failure here must not fail the snapshot.
+                if let Err(error) = bucket.purge(chunk_key(key, &previous.generation, i)).await {
+                    tracing::warn!(%error, key, "an old snapshot chunk was not removed");
+                }
+            }
+        }
         Ok(sequences)
     }
 
@@ -74,21 +127,9 @@ impl EventLog {
         key: &str,
         context: LogContext,
     ) -> Result<Option<Applied<P>>, LogError> {
-        let Some(bytes) = self
-            .snapshot_bucket()
-            .await?
-            .get(key)
-            .await
-            .map_err(|e| LogError::nats(format!("load snapshot {key}"), e))?
-        else {
+        let bucket = self.snapshot_bucket().await?;
+        let Some(mut snapshot) = read_header(&bucket, key).await else {
             return Ok(None);
-        };
-        let snapshot = match Snapshot::decode(bytes) {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                tracing::warn!(%error, key, "ignoring an unreadable snapshot");
-                return Ok(None);
-            }
         };
         let fits = snapshot.context == context.name()
             && snapshot.partitions == self.config.partitions
@@ -97,6 +138,20 @@ impl EventLog {
         if !fits {
             tracing::info!(key, "ignoring a snapshot of another layout or version");
             return Ok(None);
+        }
+        if snapshot.chunk_count > 0 {
+            let mut state = Vec::with_capacity(snapshot.chunk_count as usize * CHUNK_BYTES);
+            for i in 0..snapshot.chunk_count as usize {
+                match bucket.get(chunk_key(key, &snapshot.generation, i)).await {
+                    Ok(Some(chunk)) => state.extend_from_slice(&chunk),
+                    Ok(None) => {
+                        tracing::warn!(key, chunk = i, "ignoring a snapshot with a missing chunk");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(LogError::nats(format!("load snapshot {key} chunk {i}"), e)),
+                }
+            }
+            snapshot.state = state;
         }
         match P::decode(&snapshot.state) {
             Ok(state) => Ok(Some(Applied {

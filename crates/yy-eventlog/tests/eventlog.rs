@@ -738,3 +738,115 @@ async fn identity_and_audit_logs_are_never_expired() {
     assert_eq!(max_age(LogContext::IAM.stream(1)).await, Duration::ZERO);
     assert_eq!(max_age(LogContext::AUDIT.stream(0)).await, Duration::ZERO);
 }
+
+/// Every message text, in order: a projection whose state grows past one NATS message.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Texts(Vec<String>);
+
+impl Projection for Texts {
+    fn apply(&mut self, record: &Record) {
+        for event in &record.commit.events {
+            if let Some(Payload::MessagePosted(posted)) = &event.payload {
+                self.0.push(posted.text.clone());
+            }
+        }
+    }
+}
+
+impl Snapshottable for Texts {
+    const STATE_VERSION: u32 = 1;
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("encode")
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+fn big_commit(aggregate: &str, i: usize) -> NewCommit {
+    let mut commit = commit("t1", aggregate, &format!("big-{i}"));
+    if let Some(Payload::MessagePosted(posted)) = &mut commit.events[0].payload {
+        // Distinct, incompressible-looking text of about 64 KiB.
+        posted.text = (0..8_000)
+            .map(|n| format!("{:07x}", (n * 7919 + i * 104_729) % 0xfff_ffff))
+            .collect();
+    }
+    commit
+}
+
+#[tokio::test]
+async fn a_snapshot_larger_than_a_message_is_stored_in_chunks_and_restored_whole() {
+    let server = NatsServer::start();
+    let log = provisioned(&server, 2).await;
+    for i in 0..40 {
+        log.append(big_commit(&format!("conv_{}", i % 3), i), Expected::Any)
+            .await
+            .expect("append");
+    }
+    let shutdown = CancellationToken::new();
+    let follower = log
+        .follow(CONV, Texts::default(), shutdown.clone())
+        .await
+        .expect("follow");
+    follower.caught_up().await;
+    assert!(
+        follower.read().state.encode().len() > 2 * 1024 * 1024,
+        "the state must outgrow one message"
+    );
+    log.save_snapshot("test.texts", &follower)
+        .await
+        .expect("a chunked save");
+
+    for i in 40..43 {
+        log.append(big_commit("conv_9", i), Expected::Any)
+            .await
+            .expect("append");
+    }
+    let restored = log
+        .follow_from_snapshot("test.texts", CONV, Texts::default(), CancellationToken::new())
+        .await
+        .expect("restore");
+    restored.caught_up().await;
+    let full = log
+        .follow(CONV, Texts::default(), CancellationToken::new())
+        .await
+        .expect("follow");
+    full.caught_up().await;
+    {
+        let restored = restored.read();
+        let mut restored_texts = restored.state.0.clone();
+        let mut full_texts = full.read().state.0.clone();
+        // Partitions replay in parallel, so compare as sets of texts; each is unique.
+        restored_texts.sort();
+        full_texts.sort();
+        assert_eq!(restored_texts, full_texts);
+        assert_eq!(restored.commits, 3, "only the tail after the snapshot was read");
+    }
+
+    // A newer snapshot replaces the older one's chunks.
+    follower.caught_up().await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while follower.read().commits < 43 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the live follower sees the tail");
+    log.save_snapshot("test.texts", &follower)
+        .await
+        .expect("a second chunked save");
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let bucket = async_nats::jetstream::new(client)
+        .get_key_value(yy_eventlog::SNAPSHOT_BUCKET)
+        .await
+        .expect("bucket");
+    let keys: Vec<String> = futures::TryStreamExt::try_collect(bucket.keys().await.expect("keys"))
+        .await
+        .expect("keys");
+    let generations: HashSet<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix("test.texts.")?.split('.').next())
+        .collect();
+    assert_eq!(generations.len(), 1, "{keys:?}");
+    shutdown.cancel();
+}
