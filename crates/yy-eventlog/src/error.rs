@@ -40,6 +40,9 @@ pub enum LogError {
     /// The configuration is invalid.
     #[error("invalid event log config: {0}")]
     Config(String),
+    /// The log cannot take writes yet (such as a replicated stream without a leader).
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
     /// NATS or JetStream failed; the message names the operation.
     #[error("{op}: {source}")]
     Nats {

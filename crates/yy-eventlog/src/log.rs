@@ -109,7 +109,36 @@ impl EventLog {
                 .await
                 .map_err(|e| LogError::nats(format!("provision stream {}", context.stream(partition)), e))?;
         }
+        for partition in 0..configured {
+            self.wait_for_leader(context, partition).await?;
+        }
         Ok(())
+    }
+
+    /// Waits until a replicated stream has elected a leader: until then it refuses writes as if
+    /// it did not exist, so provisioning returns only once the log accepts appends.
+    async fn wait_for_leader(&self, context: LogContext, partition: u32) -> Result<(), LogError> {
+        let name = context.stream(partition);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = self
+                .stream(context, partition)
+                .await?
+                .get_info()
+                .await
+                .map_err(|e| LogError::nats(format!("read stream {name}"), e))?;
+            // A single server reports no cluster: its streams are writable at once.
+            let led = info.cluster.is_none_or(|c| c.leader.is_some());
+            if led {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(LogError::Unavailable(format!(
+                    "stream {name} has elected no leader within 30 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn stream_config(&self, context: LogContext, partition: u32) -> stream::Config {

@@ -82,7 +82,7 @@
 //! whose expected values share the rule set's memory (only a short actual value, such as the
 //! channel or the top intent's name, is copied). Keywords without case (Chinese) are plain
 //! substring searches; others lowercase the text on the fly instead of copying it.
-//! `cargo run --release -p yy-rules --example bench` measures a 10-rule set on one core: 0.6 to
+//! `cargo run --release -p yy-rules --example rules_bench` measures a 10-rule set on one core: 0.6 to
 //! 1 million decisions a second when every rule but the default must be tried and explained, over
 //! a million for a realistic mix of messages.
 //!

@@ -180,7 +180,7 @@ impl RunError {
         match self {
             RunError::Config(_) | RunError::Log(LogError::Config(_)) => 64,
             RunError::Log(LogError::Unsafe(_) | LogError::PartitionCountMismatch { .. }) => 78,
-            RunError::Log(LogError::Nats { .. }) => 69,
+            RunError::Log(LogError::Nats { .. } | LogError::Unavailable(_)) => 69,
             _ => 1,
         }
     }

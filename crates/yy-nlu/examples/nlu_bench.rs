@@ -1,6 +1,6 @@
 //! Throughput of `Analyzer::analyze` on 100-character Chinese and English messages, one thread.
 //!
-//! `cargo run --release -p yy-nlu --example bench [seconds per case, default 2]`
+//! `cargo run --release -p yy-nlu --example nlu_bench [seconds per case, default 2]`
 //!
 //! Prints the one-off costs (loading the shared dictionaries, training the built-in model), then
 //! one line per case: `bench <case> <analyses/s> analyses/s (<µs> µs each, <n> runs)`.

@@ -1,6 +1,6 @@
 //! Decisions per second on one core for a 10-rule set.
 //!
-//! `cargo run --release -p yy-rules --example bench [seconds per case]`
+//! `cargo run --release -p yy-rules --example rules_bench [seconds per case]`
 //!
 //! Three cases: a message every rule skips (the default decides, with nine explanations: the
 //! most work a decision does), a realistic mix, and a message the first rule takes.

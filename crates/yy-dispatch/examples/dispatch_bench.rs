@@ -1,6 +1,6 @@
 //! Dispatch decisions per second for 100 agents and 1,000 waiting conversations, on one core.
 //!
-//! `cargo run --release -p yy-dispatch --example bench [seconds per case]`
+//! `cargo run --release -p yy-dispatch --example dispatch_bench [seconds per case]`
 //!
 //! Cases, each a `dispatch` call on the same state (it does not change the state, so it can be
 //! repeated):
