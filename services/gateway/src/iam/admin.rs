@@ -1,13 +1,13 @@
 //! The admin API, `/admin/v1`: tenants and API keys, for operators holding the admin token.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+
+use crate::rest::Json as RequestJson;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -171,7 +171,7 @@ impl From<&directory::ApiKey> for ApiKey {
 async fn create_tenant(
     State(iam): State<Iam>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<CreateTenant>,
+    RequestJson(body): RequestJson<CreateTenant>,
 ) -> Result<Response, Problem> {
     let name = valid_name(&body.name)?;
     let tenant = iam.create_tenant(name, request_id(&headers)).await?;
@@ -247,7 +247,7 @@ async fn issue_key(
     State(iam): State<Iam>,
     Path(tenant_id): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<CreateApiKey>,
+    RequestJson(body): RequestJson<CreateApiKey>,
 ) -> Result<Response, Problem> {
     let name = valid_name(&body.name)?;
     let (key, metadata) = iam.issue_key(&tenant_id, name, request_id(&headers)).await?;
@@ -333,48 +333,6 @@ fn valid_name(name: &str) -> Result<String, Problem> {
         return Err(invalid("must not contain control characters"));
     }
     Ok(name.to_owned())
-}
-
-/// A JSON object request body whose rejections are problem documents: 415 without
-/// `Content-Type: application/json`, 400 for invalid JSON, 422 for JSON of the wrong shape
-/// (including anything but an object) with the offending field named.
-struct JsonBody<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<serde_json::Value>::from_request(request, state)
-            .await
-            .map_err(json_problem)?;
-        // Serde would read a struct from an array of its fields in order; the API takes objects.
-        if !value.is_object() {
-            return Err(Problem::new(
-                ProblemKind::ValidationFailed,
-                "the body must be a JSON object",
-            ));
-        }
-        // Decoding from bytes (rather than from the value) keeps the field path in the error.
-        let bytes = serde_json::to_vec(&value).map_err(|_| Problem::new(ProblemKind::MalformedRequest, ""))?;
-        Json::<T>::from_bytes(&bytes)
-            .map(|Json(body)| JsonBody(body))
-            .map_err(json_problem)
-    }
-}
-
-fn json_problem(rejection: JsonRejection) -> Problem {
-    match rejection {
-        JsonRejection::JsonDataError(error) => Problem::new(ProblemKind::ValidationFailed, error.body_text()),
-        JsonRejection::JsonSyntaxError(error) => Problem::new(ProblemKind::MalformedRequest, error.body_text()),
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            ProblemKind::UnsupportedMediaType,
-            "send the body with `Content-Type: application/json`",
-        ),
-        JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(ProblemKind::RequestTooLarge, "")
-        }
-        other => Problem::new(ProblemKind::MalformedRequest, other.body_text()),
-    }
 }
 
 /// The admin routes' OpenAPI description, with the security schemes `admin_token` (the admin

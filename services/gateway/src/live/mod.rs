@@ -147,7 +147,7 @@ async fn ensure_conversation(state: &AppState, tenant_id: &str, conversation_id:
     {
         Ok(_) => Ok(()),
         Err(status) if status.code() == tonic::Code::NotFound => Err(not_found()),
-        Err(status) => Err(crate::upstream::problem(&status)),
+        Err(status) => Err(status.into()),
     }
 }
 

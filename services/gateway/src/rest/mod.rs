@@ -14,6 +14,7 @@ mod model;
 mod openapi;
 mod query;
 
+pub(crate) use json::Json;
 pub(crate) use layers::REQUEST_ID as REQUEST_ID_HEADER;
 
 use axum::extract::DefaultBodyLimit;
