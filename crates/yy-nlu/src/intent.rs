@@ -145,15 +145,19 @@ pub(crate) struct Params {
     /// examples that belong to one intent) applied to its weight; 0 turns it off. Words spread
     /// over many intents ("please", "订单") then count less than words typical of one.
     pub(crate) concentration_power: f32,
+    /// Scale of the similarity to the nearest out-of-scope example when it joins "none of these"
+    /// in the softmax; 0 leaves "none" at its constant score.
+    pub(crate) out_of_scope_weight: f32,
 }
 
 pub(crate) const DEFAULT_PARAMS: Params = Params {
     family_weight: [0.6, 0.42, 0.7, 0.35, 0.5, 0.5, 0.5, 0.5, 0.55],
     unseen_idf_scale: 0.5,
-    centroid_share: 0.6,
+    centroid_share: 0.5,
     temperature: 0.04,
-    none_score: 0.05,
+    none_score: 0.1,
     concentration_power: 1.0,
+    out_of_scope_weight: 0.6,
 };
 
 /// Additive smoothing of the per-intent counts behind the concentration: a feature seen in one
@@ -341,12 +345,14 @@ pub struct IntentModel {
     unseen_idf: f32,
     examples: Postings,
     centroids: Postings,
+    /// The intent of each example; `names.len()` marks an out-of-scope example.
     example_intent: Vec<u32>,
     params: Params,
     thresholds: Thresholds,
 }
 
-/// Examples with extracted features, ready to build a model from.
+/// Examples with extracted features, ready to build a model from. Out-of-scope examples are in
+/// `docs` with the intent `names.len()`.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub(crate) names: Vec<String>,
@@ -358,7 +364,7 @@ fn truncate_chars(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-pub(crate) fn prepare(defs: &[IntentDef]) -> Result<Prepared, NluError> {
+pub(crate) fn prepare(defs: &[IntentDef], out_of_scope: &[String]) -> Result<Prepared, NluError> {
     if defs.is_empty() {
         return Err(NluError::NoIntents);
     }
@@ -411,6 +417,16 @@ pub(crate) fn prepare(defs: &[IntentDef]) -> Result<Prepared, NluError> {
         }
         names.push(name.to_owned());
     }
+    for example in out_of_scope {
+        let mut feats = Vec::new();
+        extract_features(example, &mut scratch, &mut raw, &mut feats);
+        // Nothing to compare with, so nothing to learn from; unlike an intent's example this is
+        // harmless, and a tenant's list need not be checked word by word.
+        if !feats.is_empty() {
+            docs.push(feats);
+            doc_intent.push(names.len() as u32);
+        }
+    }
     Ok(Prepared {
         names,
         docs,
@@ -437,8 +453,20 @@ impl IntentModel {
     /// Errors name the offending intent: no intents, an invalid or repeated name, an intent
     /// without examples, or an example with nothing to learn from. Takes a few milliseconds per
     /// hundred examples.
+    ///
+    /// The built-in out-of-scope messages ([`default_out_of_scope`]) are learnt along with `defs`;
+    /// [`IntentModel::train_with_out_of_scope`] replaces them.
     pub fn train(defs: &[IntentDef]) -> Result<Self, NluError> {
-        Ok(Self::build(&prepare(defs)?, DEFAULT_PARAMS))
+        Self::train_with_out_of_scope(defs, &default_out_of_scope())
+    }
+
+    /// Trains a model on `defs` that also learns what none of them is from `out_of_scope`:
+    /// messages that should fall back (small talk, topics the tenant does not serve). The more a
+    /// message resembles one of them, the more confidence goes to "none of these"; words they
+    /// share with an intent's examples count less for that intent. An empty list turns this off.
+    /// Messages with nothing but stop words are skipped.
+    pub fn train_with_out_of_scope(defs: &[IntentDef], out_of_scope: &[String]) -> Result<Self, NluError> {
+        Ok(Self::build(&prepare(defs, out_of_scope)?, DEFAULT_PARAMS))
     }
 
     /// The model for [`default_intents`]: order status, shipping, refunds, complaints, human
@@ -481,7 +509,9 @@ impl IntentModel {
         let n = prep.docs.len() as f32;
         let mut idf: Vec<f32> = df.iter().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect();
         if params.concentration_power > 0.0 {
-            let intents = prep.names.len();
+            // The out-of-scope examples are one more class: a word as common in small talk as in
+            // an intent is not typical of that intent.
+            let intents = prep.names.len() + 1;
             let mut per_intent = vec![0u32; index.len() * intents];
             for (doc, &intent) in prep.docs.iter().zip(&prep.doc_intent) {
                 for f in doc {
@@ -570,7 +600,8 @@ impl IntentModel {
         calibrate(&self.scores(feats), &self.params)
     }
 
-    /// Per-intent similarity scores in `[0, 1]` for a message's features.
+    /// Per-intent similarity scores in `[0, 1]` for a message's features, followed by the
+    /// similarity to the nearest out-of-scope example.
     pub(crate) fn scores(&self, feats: &[Feat]) -> Vec<f32> {
         let mut query: Vec<(u32, f32)> = Vec::with_capacity(feats.len());
         let mut norm2 = 0f32;
@@ -590,7 +621,7 @@ impl IntentModel {
         }
         let intents = self.names.len();
         let mut centroid = vec![0f32; intents];
-        let mut nearest = vec![0f32; intents];
+        let mut nearest = vec![0f32; intents + 1];
         if norm2 > 0.0 && !query.is_empty() {
             let inv = 1.0 / norm2.sqrt();
             for (_, w) in query.iter_mut() {
@@ -615,11 +646,13 @@ impl IntentModel {
             }
         }
         let share = self.params.centroid_share;
-        centroid
+        let mut scores: Vec<f32> = centroid
             .iter()
             .zip(&nearest)
             .map(|(&c, &n)| (share * c + (1.0 - share) * n).clamp(0.0, 1.0))
-            .collect()
+            .collect();
+        scores.push(nearest[intents].clamp(0.0, 1.0));
+        scores
     }
 
     fn decide(&self, confidences: &[f32], language: Language) -> Classification {
@@ -647,14 +680,23 @@ impl IntentModel {
     }
 }
 
-/// Softmax over `scores / T` plus the constant "none" score; the returned confidences exclude
-/// "none", so they sum to less than 1.
+/// Softmax over `scores / T` of the intents (all of `scores` but the last) and two kinds of "none
+/// of these": the constant "none" score and the weighted out-of-scope similarity (the last of
+/// `scores`). The returned confidences are the intents' only, so they sum to less than 1.
 pub(crate) fn calibrate(scores: &[f32], params: &Params) -> Vec<f32> {
     let t = params.temperature.max(1e-4);
+    let (intents, out_of_scope) = scores.split_at(scores.len().saturating_sub(1));
     let none = params.none_score / t;
-    let max = scores.iter().map(|&s| s / t).fold(none, f32::max);
-    let exps: Vec<f32> = scores.iter().map(|&s| (s / t - max).exp()).collect();
-    let total: f32 = exps.iter().sum::<f32>() + (none - max).exp();
+    let other = out_of_scope.first().map_or(f32::NEG_INFINITY, |&s| {
+        if params.out_of_scope_weight > 0.0 {
+            s * params.out_of_scope_weight / t
+        } else {
+            f32::NEG_INFINITY
+        }
+    });
+    let max = intents.iter().map(|&s| s / t).fold(none.max(other), f32::max);
+    let exps: Vec<f32> = intents.iter().map(|&s| (s / t - max).exp()).collect();
+    let total: f32 = exps.iter().sum::<f32>() + (none - max).exp() + (other - max).exp();
     exps.iter()
         .map(|&e| if total > 0.0 { e / total } else { 0.0 })
         .collect()
@@ -699,6 +741,18 @@ pub fn default_intents() -> Vec<IntentDef> {
     // Compiled in and checked by `default_intents_parse_and_are_balanced`.
     intents_from_json(include_str!("../data/intents.json"))
         .unwrap_or_else(|e| panic!("built-in intents are invalid: {e}"))
+}
+
+/// The built-in out-of-scope messages (`data/out_of_scope.txt`): small talk and general questions
+/// in Chinese and English that [`IntentModel::train`] learns should fall back. Extend the list for
+/// a tenant's own off-topic traffic and pass it to [`IntentModel::train_with_out_of_scope`].
+pub fn default_out_of_scope() -> Vec<String> {
+    include_str!("../data/out_of_scope.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Merges `extra` into `base`: examples of an intent already in `base` are appended to it (exact

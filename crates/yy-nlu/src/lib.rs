@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 pub use entities::{Entity, EntityConfig, EntityExtractor, EntityKind, entities};
 pub use error::NluError;
 pub use intent::{
-    Classification, IntentDef, IntentModel, Thresholds, default_intents, extend_intents, intents_from_json,
+    Classification, IntentDef, IntentModel, Thresholds, default_intents, default_out_of_scope, extend_intents,
+    intents_from_json,
 };
 pub use language::{Language, detect_language};
 pub use sentiment::{NEUTRAL_BAND, Sentiment, SentimentLabel, sentiment};
