@@ -9,8 +9,11 @@
 //! every intent uses count for little. An intent's score mixes the cosine similarity to its
 //! centroid (what its examples share) with the similarity to its nearest example (one close
 //! paraphrase is strong evidence). Scores become confidences with a softmax at a fixed
-//! temperature over the intents plus a constant "none of these" score, so a message unlike every
-//! example gets low confidence everywhere and the confidences of the intents sum to less than 1.
+//! temperature over the intents plus "none of these", which has a constant score and the
+//! similarity to the nearest of a list of out-of-scope messages (small talk, general questions).
+//! A message unlike every example, or like one of those, gets low confidence everywhere, and the
+//! confidences of the intents sum to less than 1. The out-of-scope messages also take part in the
+//! concentration, so words as common in small talk as in one intent count little for it.
 
 use serde::{Deserialize, Serialize};
 
@@ -125,8 +128,8 @@ pub(crate) const FAMILIES: usize = 9;
 const CUE_VALUE: f32 = 2.0;
 
 /// Hyperparameters. The defaults were chosen by leave-one-out cross-validation over the default
-/// intent set plus a separate list of out-of-scope messages (`calibrate_leave_one_out` in the
-/// tests), minimising the log loss of the calibrated confidences.
+/// intent set plus the default out-of-scope messages (`calibrate_leave_one_out` in the tests),
+/// minimising the log loss of the calibrated confidences.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Params {
     /// Weight of each [`Family`], indexed by its discriminant.

@@ -165,10 +165,10 @@ fn ratio(a: usize, b: usize) -> f64 {
 const INTENT_TARGET: f64 = 0.90;
 const SENTIMENT_TARGET: f64 = 0.85;
 /// What the built-in model measured when it was last changed (see docs/nlu.md), minus a few
-/// messages of slack: a change that scores lower than this made things worse.
-const INTENT_FLOOR: f64 = 0.86;
+/// messages of slack: a change that scores lower than this made things worse. The intent target
+/// is met, so it is its own floor on the evaluation set.
 const SENTIMENT_FLOOR: f64 = 0.90;
-const DEV_INTENT_FLOOR: f64 = 0.0;
+const DEV_INTENT_FLOOR: f64 = 0.86;
 
 struct Scores {
     intent: f64,
@@ -260,15 +260,10 @@ fn evaluate(name: &str, show_failures: bool) -> Scores {
     scores
 }
 
-/// Prints the per-intent table and guards against regressions.
+/// Prints the per-intent table and guards sentiment against regressions.
 #[test]
 fn evaluation_report() {
     let s = evaluate(EVALUATION, false);
-    assert!(
-        s.intent >= INTENT_FLOOR,
-        "intent accuracy {:.3} fell below {INTENT_FLOOR}",
-        s.intent
-    );
     assert!(
         s.sentiment >= SENTIMENT_FLOOR,
         "sentiment accuracy {:.3} fell below {SENTIMENT_FLOOR}",
@@ -276,10 +271,8 @@ fn evaluation_report() {
     );
 }
 
-/// The targets themselves. Ignored while the intent target is not met (docs/nlu.md says by how
-/// much); run with `cargo nextest run -p yy-nlu evaluation --run-ignored all --no-capture`.
+/// The targets themselves.
 #[test]
-#[ignore = "intent accuracy is below the 0.90 target; see docs/nlu.md"]
 fn evaluation_meets_targets() {
     let s = evaluate(EVALUATION, false);
     assert!(
