@@ -30,6 +30,13 @@ pub mod conversation {
     }
 }
 
+/// `yy.routing.v1`: routing events, and the routing API (rules, agents, queues, agent workspace).
+pub mod routing {
+    pub mod v1 {
+        tonic::include_proto!("yy.routing.v1");
+    }
+}
+
 /// `yy.iam.v1`: tenants and API keys.
 pub mod iam {
     pub mod v1 {
