@@ -2,7 +2,7 @@
 //! nats-server.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -11,90 +11,9 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use yy_eventlog::{EventEnvelope, EventLog, Expected, LogConfig, LogContext, NatsConfig, NewCommit};
 use yy_proto::system::v1::{GetStatusRequest, system_service_client::SystemServiceClient};
 use yy_runtime::{Listeners, ServiceConfig};
-use yy_testkit::{NatsServer, Sync, free_port, spawn_service, workspace_binary};
+use yy_testkit::{NatsServer, ServiceProcess as Process, Sync, free_port, spawn_service, workspace_binary};
 
 const SERVICES: [&str; 5] = ["gateway", "conversation", "routing", "ticket-sync", "webhook"];
-
-/// A service binary running as a child process; killed on drop.
-struct Process {
-    child: Child,
-    http: u16,
-    grpc: u16,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Process {
-    fn start(service: &str, nats: &NatsServer, extra_env: &[(&str, &str)]) -> Process {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stderr = dir.path().join("stderr.log");
-        let (http, grpc) = (free_port(), free_port());
-        let prefix = format!("YY_{}__", service.to_uppercase().replace('-', "_"));
-        let mut command = Command::new(workspace_binary(&format!("yy-{service}")));
-        command
-            .env(format!("{prefix}NATS__URL"), nats.url())
-            .env(format!("{prefix}NATS__MONITOR_URL"), nats.monitor_url())
-            .env(format!("{prefix}NATS__CONNECT_TIMEOUT_SECS"), "5")
-            .env(format!("{prefix}EVENTLOG__PARTITIONS"), "2")
-            .env(format!("{prefix}HTTP__LISTEN"), format!("127.0.0.1:{http}"))
-            .env(format!("{prefix}GRPC__LISTEN"), format!("127.0.0.1:{grpc}"))
-            .env(format!("{prefix}SHUTDOWN_GRACE_SECS"), "5")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-        if service == "gateway" {
-            command.env(
-                format!("{prefix}AUTH__KEY_SECRET"),
-                "system-test-key-secret-0123456789abcdef",
-            );
-        }
-        for (key, value) in extra_env {
-            command.env(format!("{prefix}{key}"), value);
-        }
-        let child = command.spawn().expect("start service");
-        Process {
-            child,
-            http,
-            grpc,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "did not exit in time:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn status_code(url: &str) -> Option<u16> {
     reqwest::get(url).await.ok().map(|r| r.status().as_u16())

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -325,4 +325,103 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A service binary running as a child process; killed on drop.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Child,
+    /// Its HTTP port (health, metrics, REST).
+    pub http: u16,
+    /// Its gRPC port.
+    pub grpc: u16,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceProcess {
+    /// Starts `yy-<service>` against `nats` on free ports, with 2 log partitions, a 5 s shutdown
+    /// grace and `extra_env` as `YY_<SERVICE>__<KEY>` settings.
+    ///
+    /// # Panics
+    /// When the binary is missing (see [`workspace_binary`]) or cannot start.
+    pub fn start(service: &str, nats: &NatsServer, extra_env: &[(&str, &str)]) -> ServiceProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr = dir.path().join("stderr.log");
+        let (http, grpc) = (free_port(), free_port());
+        let prefix = format!("YY_{}__", service.to_uppercase().replace('-', "_"));
+        let mut command = Command::new(workspace_binary(&format!("yy-{service}")));
+        command
+            .env(format!("{prefix}NATS__URL"), nats.url())
+            .env(format!("{prefix}NATS__MONITOR_URL"), nats.monitor_url())
+            .env(format!("{prefix}NATS__CONNECT_TIMEOUT_SECS"), "5")
+            .env(format!("{prefix}EVENTLOG__PARTITIONS"), "2")
+            .env(format!("{prefix}HTTP__LISTEN"), format!("127.0.0.1:{http}"))
+            .env(format!("{prefix}GRPC__LISTEN"), format!("127.0.0.1:{grpc}"))
+            .env(format!("{prefix}SHUTDOWN_GRACE_SECS"), "5")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        if service == "gateway" {
+            command.env(
+                format!("{prefix}AUTH__KEY_SECRET"),
+                "system-test-key-secret-0123456789abcdef",
+            );
+        }
+        for (key, value) in extra_env {
+            command.env(format!("{prefix}{key}"), value);
+        }
+        let child = command.spawn().expect("start service");
+        ServiceProcess {
+            child,
+            http,
+            grpc,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// A URL on its HTTP port.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends it a signal by name, such as `TERM` or `KILL`.
+    ///
+    /// # Panics
+    /// When `kill` fails.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for it to exit.
+    ///
+    /// # Panics
+    /// When it is still running after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit in time:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

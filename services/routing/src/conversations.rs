@@ -162,8 +162,7 @@ impl Projection for ConversationView {
                         .extend(updated.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
                 Some(Payload::ContactMerged(merged)) => {
-                    tenant.contacts.entry(id.clone()).or_default().merged_into =
-                        Some(merged.target_contact_id.clone());
+                    tenant.contacts.entry(id.clone()).or_default().merged_into = Some(merged.target_contact_id.clone());
                 }
                 _ => {}
             }

@@ -217,7 +217,9 @@ impl Desk {
             rules.compiled = RuleSet::parse(&rules.json).ok().map(Arc::new);
         }
         if let Some(intents) = &mut self.intents {
-            intents.analyzer = tenant_analyzer(&intents.json, intents.extend_default).ok().map(Arc::new);
+            intents.analyzer = tenant_analyzer(&intents.json, intents.extend_default)
+                .ok()
+                .map(Arc::new);
         }
     }
 
@@ -248,7 +250,9 @@ impl Desk {
                 conversation.routed_position = conversation.routed_position.max(e.message_position);
                 conversation.low_confidence_streak = e.low_confidence_streak;
                 if !e.add_tags.is_empty() {
-                    conversation.tags.push((format!("route-{}", e.message_id), e.add_tags.clone()));
+                    conversation
+                        .tags
+                        .push((format!("route-{}", e.message_id), e.add_tags.clone()));
                 }
             }
             Payload::AgentRegistered(pb::AgentRegistered { agent_id, profile })
@@ -279,9 +283,10 @@ impl Desk {
                 if let Some(pb::escalation_step::Action::HoldMessage(text)) =
                     e.action.as_ref().and_then(|a| a.action.as_ref())
                 {
-                    conversation
-                        .hold_messages
-                        .push((format!("hold-{}-{}-{}", e.conversation_id, e.step, e.at_ms), text.clone()));
+                    conversation.hold_messages.push((
+                        format!("hold-{}-{}-{}", e.conversation_id, e.step, e.at_ms),
+                        text.clone(),
+                    ));
                 }
             }
             Payload::ConversationDequeued(e) => {

@@ -22,7 +22,9 @@ use yy_dispatch::{
     AgentProfile, Event, NewConversation, Presence, QueueConfig, Rejection, SkillRequirement, Status as Seat,
     TransferTarget,
 };
-use yy_eventlog::{AppendError, EventEnvelope, EventLog, Expected, Follower, LogContext, NewCommit, Payload, partition_of};
+use yy_eventlog::{
+    AppendError, EventEnvelope, EventLog, Expected, Follower, LogContext, NewCommit, Payload, partition_of,
+};
 use yy_nlu::Analysis;
 use yy_proto::routing::v1 as pb;
 use yy_rules::Route;
@@ -76,7 +78,10 @@ pub struct Incoming {
 /// Where a transfer sends a conversation.
 #[derive(Debug, Clone)]
 pub enum Destination {
-    Queue { queue: String, skills: Vec<SkillRequirement> },
+    Queue {
+        queue: String,
+        skills: Vec<SkillRequirement>,
+    },
     Agent(String),
     Bot,
 }
@@ -84,18 +89,50 @@ pub enum Destination {
 /// What a desk is asked to do.
 #[derive(Debug, Clone)]
 pub enum Command {
-    PublishRules { json: String },
-    ConfigureIntents { json: String, extend_default: bool },
-    PutAgent { agent: String, profile: pb::AgentProfile },
+    PublishRules {
+        json: String,
+    },
+    ConfigureIntents {
+        json: String,
+        extend_default: bool,
+    },
+    PutAgent {
+        agent: String,
+        profile: pb::AgentProfile,
+    },
     PutQueue(pb::PutQueueRequest),
-    SetPresence { agent: String, presence: String },
-    Accept { agent: String, conversation: String },
-    Reject { agent: String, conversation: String },
-    Transfer { by: Option<String>, conversation: String, to: Destination },
-    Release { agent: String, conversation: String },
+    SetPresence {
+        agent: String,
+        presence: String,
+    },
+    Accept {
+        agent: String,
+        conversation: String,
+    },
+    Reject {
+        agent: String,
+        conversation: String,
+    },
+    Transfer {
+        by: Option<String>,
+        conversation: String,
+        to: Destination,
+    },
+    Release {
+        agent: String,
+        conversation: String,
+    },
     /// The conversation was resolved, closed or handed back to the bot outside routing.
-    Ended { conversation: String, reason: &'static str },
-    AddNote { agent: String, conversation: String, note_id: String, text: String },
+    Ended {
+        conversation: String,
+        reason: &'static str,
+    },
+    AddNote {
+        agent: String,
+        conversation: String,
+        note_id: String,
+        text: String,
+    },
     Route(Box<Incoming>),
     /// Offers expired and escalation thresholds passed.
     Tick,
@@ -187,7 +224,15 @@ impl Engine {
                 .collect()
         };
         for (tenant, conversations) in tenants {
-            self.mailbox(&tenant);
+            // A crash may have come between a decision and the offers it made possible, or
+            // past an offer's expiry: a tick settles both before anything new arrives.
+            let engine = self.clone();
+            let desk = tenant.clone();
+            tokio::spawn(async move {
+                if let Err(error) = engine.run(&desk, Command::Tick).await {
+                    tracing::warn!(tenant = %desk, %error, "the desk could not catch up on start");
+                }
+            });
             for conversation in conversations {
                 self.inner.reconciler.request(&tenant, &conversation);
             }
@@ -341,7 +386,9 @@ impl Inner {
                 Err(AppendError::Log(error)) => return Err(unavailable(error)),
             }
         }
-        Err(Status::aborted("concurrent changes to the desk kept conflicting; retry"))
+        Err(Status::aborted(
+            "concurrent changes to the desk kept conflicting; retry",
+        ))
     }
 
     async fn wait_applied(&self, partition: u32, sequence: u64) -> Result<(), Status> {
@@ -390,7 +437,10 @@ fn payloads(desk: &Desk, events: &[Event]) -> Vec<Payload> {
 }
 
 fn conversations_of(events: &[Event]) -> Vec<String> {
-    events.iter().filter_map(|e| e.conversation().map(str::to_owned)).collect()
+    events
+        .iter()
+        .filter_map(|e| e.conversation().map(str::to_owned))
+        .collect()
 }
 
 /// The dispatcher's offers to free agents.
@@ -404,13 +454,19 @@ fn dispatch(desk: &Desk, now: i64) -> Decided {
 }
 
 fn check_agent_id(agent: &str) -> Result<(), Status> {
-    let ok = agent
-        .strip_prefix("agt_")
-        .is_some_and(|rest| (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+    let ok = agent.strip_prefix("agt_").is_some_and(|rest| {
+        (1..=64).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
     if ok {
         Ok(())
     } else {
-        Err(invalid("agent_id", "must be \"agt_\" followed by 1 to 64 letters, digits, '_' or '-'"))
+        Err(invalid(
+            "agent_id",
+            "must be \"agt_\" followed by 1 to 64 letters, digits, '_' or '-'",
+        ))
     }
 }
 
@@ -576,8 +632,8 @@ fn decide(
 
 fn decide_queue(desk: &Desk, request: &pb::PutQueueRequest, settings: Settings) -> Result<Decided, Status> {
     check_queue_name("queue", &request.queue)?;
-    let strategy =
-        events::parse_strategy(&request.strategy).ok_or_else(|| invalid("strategy", "must be least_busy or round_robin"))?;
+    let strategy = events::parse_strategy(&request.strategy)
+        .ok_or_else(|| invalid("strategy", "must be least_busy or round_robin"))?;
     let offer_timeout_ms = if request.offer_timeout_ms == 0 {
         settings.default_offer_timeout_ms
     } else {
@@ -589,8 +645,12 @@ fn decide_queue(desk: &Desk, request: &pb::PutQueueRequest, settings: Settings) 
     let mut steps = Vec::new();
     for (i, step) in request.escalation.iter().enumerate() {
         let field = format!("escalation[{i}]");
-        let parsed = Escalation::from_proto(step)
-            .ok_or_else(|| invalid(&field, "needs one of raise_priority_to, overflow_to_queue, hold_message"))?;
+        let parsed = Escalation::from_proto(step).ok_or_else(|| {
+            invalid(
+                &field,
+                "needs one of raise_priority_to, overflow_to_queue, hold_message",
+            )
+        })?;
         if parsed.after_secs == 0 {
             return Err(invalid(&format!("{field}.after_secs"), "must be at least 1"));
         }
@@ -604,11 +664,17 @@ fn decide_queue(desk: &Desk, request: &pb::PutQueueRequest, settings: Settings) 
                     return Err(invalid(&format!("{field}.overflow_to_queue"), "must be another queue"));
                 }
                 if desk.dispatcher.queue(queue).is_none() {
-                    return Err(invalid(&format!("{field}.overflow_to_queue"), &format!("queue {queue} does not exist")));
+                    return Err(invalid(
+                        &format!("{field}.overflow_to_queue"),
+                        &format!("queue {queue} does not exist"),
+                    ));
                 }
             }
             EscalationAction::HoldMessage(text) if text.trim().is_empty() || text.chars().count() > 1000 => {
-                return Err(invalid(&format!("{field}.hold_message"), "must be 1 to 1000 characters"));
+                return Err(invalid(
+                    &format!("{field}.hold_message"),
+                    "must be 1 to 1000 characters",
+                ));
             }
             _ => {}
         }
@@ -623,9 +689,14 @@ fn decide_queue(desk: &Desk, request: &pb::PutQueueRequest, settings: Settings) 
         },
     };
     // Validates the settings; its event is replaced by the fuller one below.
-    desk.dispatcher.configure_queue(&request.queue, config).map_err(rejected)?;
+    desk.dispatcher
+        .configure_queue(&request.queue, config)
+        .map_err(rejected)?;
     steps.sort_by_key(|s| s.after_secs);
-    let unchanged = desk.dispatcher.queue(&request.queue).is_some_and(|q| q.config == config)
+    let unchanged = desk
+        .dispatcher
+        .queue(&request.queue)
+        .is_some_and(|q| q.config == config)
         && desk.escalations.get(&request.queue).is_some_and(|s| *s == steps);
     if unchanged {
         return Ok(Decided::nothing());
@@ -653,10 +724,12 @@ fn decide_transfer(
 ) -> Result<Decided, Status> {
     let dispatcher = &desk.dispatcher;
     let current = dispatcher.conversation(conversation);
-    if let (Some(agent), Some(seat)) = (by, current) {
-        if seat.status.agent() != Some(agent) {
-            return Err(precondition(&format!("conversation {conversation} is not with agent {agent}")));
-        }
+    if let (Some(agent), Some(seat)) = (by, current)
+        && seat.status.agent() != Some(agent)
+    {
+        return Err(precondition(&format!(
+            "conversation {conversation} is not with agent {agent}"
+        )));
     }
     let events = match (to, current) {
         (Destination::Bot, Some(_)) => {
@@ -709,7 +782,10 @@ fn decide_transfer(
                 )
                 .map_err(rejected)?;
             return Ok(Decided {
-                payloads: events.iter().map(|e| to_payload(e, &desk.names, Some(&handoff))).collect(),
+                payloads: events
+                    .iter()
+                    .map(|e| to_payload(e, &desk.names, Some(&handoff)))
+                    .collect(),
                 touched: vec![conversation.to_owned()],
                 command_id: String::new(),
             });

@@ -31,7 +31,11 @@ pub fn precondition(message: &str) -> Status {
 /// The log or a service behind us cannot be reached.
 pub fn unavailable(error: impl std::fmt::Display) -> Status {
     tracing::warn!(%error, "routing unavailable");
-    status(Code::Unavailable, "unavailable", format!("routing is unavailable: {error}; retry"))
+    status(
+        Code::Unavailable,
+        "unavailable",
+        format!("routing is unavailable: {error}; retry"),
+    )
 }
 
 /// What the dispatcher refused.

@@ -161,7 +161,11 @@ fn non_empty(agent: &str) -> Option<String> {
 
 /// The stored form of a dispatcher event. `names` gives the display names of agents being
 /// registered or updated; `handoff` completes an `enqueued` event with why and what came before.
-pub fn to_payload(event: &Event, names: &BTreeMap<String, String>, handoff: Option<&pb::ConversationQueued>) -> Payload {
+pub fn to_payload(
+    event: &Event,
+    names: &BTreeMap<String, String>,
+    handoff: Option<&pb::ConversationQueued>,
+) -> Payload {
     match event {
         Event::AgentRegistered { agent, profile } => Payload::AgentRegistered(pb::AgentRegistered {
             agent_id: agent.clone(),
@@ -171,13 +175,11 @@ pub fn to_payload(event: &Event, names: &BTreeMap<String, String>, handoff: Opti
             agent_id: agent.clone(),
             profile: Some(profile_to_proto(names.get(agent).map_or("", String::as_str), profile)),
         }),
-        Event::PresenceChanged { agent, presence, at_ms } => {
-            Payload::AgentPresenceChanged(pb::AgentPresenceChanged {
-                agent_id: agent.clone(),
-                presence: presence.as_str().to_owned(),
-                at_ms: *at_ms,
-            })
-        }
+        Event::PresenceChanged { agent, presence, at_ms } => Payload::AgentPresenceChanged(pb::AgentPresenceChanged {
+            agent_id: agent.clone(),
+            presence: presence.as_str().to_owned(),
+            at_ms: *at_ms,
+        }),
         Event::QueueConfigured { queue, config } => Payload::QueueConfigured(pb::QueueConfigured {
             queue: queue.clone(),
             strategy: strategy_name(config.strategy).to_owned(),

@@ -45,7 +45,10 @@ impl Routing {
     fn status(&self, tenant: &str, conversation: &str) -> Result<pb::RoutingStatus, Status> {
         let known = {
             let view = self.engine.view().read();
-            view.state.tenant(tenant).and_then(|v| v.conversation(conversation)).is_some()
+            view.state
+                .tenant(tenant)
+                .and_then(|v| v.conversation(conversation))
+                .is_some()
         };
         if !known {
             return Err(not_found("conversation", conversation));
@@ -63,7 +66,9 @@ impl Routing {
         if assigned {
             Ok(())
         } else {
-            Err(precondition(&format!("conversation {conversation} is not assigned to agent {agent}")))
+            Err(precondition(&format!(
+                "conversation {conversation} is not assigned to agent {agent}"
+            )))
         }
     }
 }
@@ -91,7 +96,11 @@ fn command_id(given: &str) -> Result<String, Status> {
     if given.is_empty() {
         return Ok(uuid::Uuid::now_v7().simple().to_string());
     }
-    if given.len() <= 128 && given.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if given.len() <= 128
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         Ok(given.to_owned())
     } else {
         Err(invalid("command_id", "at most 128 letters, digits, '-' or '_'"))
@@ -102,7 +111,10 @@ fn agent_view(desk: &Desk, agent: &str) -> Option<pb::Agent> {
     let a = desk.dispatcher.agent(agent)?;
     Some(pb::Agent {
         agent_id: a.id.clone(),
-        profile: Some(profile_to_proto(desk.names.get(agent).map_or("", String::as_str), &a.profile)),
+        profile: Some(profile_to_proto(
+            desk.names.get(agent).map_or("", String::as_str),
+            &a.profile,
+        )),
         presence: a.presence.as_str().to_owned(),
         assigned: a.assigned.iter().cloned().collect(),
         offered: a.offered.iter().cloned().collect(),
@@ -235,7 +247,11 @@ impl RoutingService for Routing {
         }
         let (analyzer, rules) = self.read(&tenant, |desk| (desk.analyzer(), desk.rules().0));
         let context = MessageContext {
-            channel: if body.channel.is_empty() { "web".into() } else { body.channel },
+            channel: if body.channel.is_empty() {
+                "web".into()
+            } else {
+                body.channel
+            },
             contact_attributes: body.contact_attributes.into_iter().collect(),
             now: now_ms() / 1000,
             ..MessageContext::default()
@@ -269,10 +285,19 @@ impl RoutingService for Routing {
         self.agent(&tenant, &request.get_ref().agent_id).map(Response::new)
     }
 
-    async fn list_agents(&self, request: Request<pb::ListAgentsRequest>) -> Result<Response<pb::ListAgentsResponse>, Status> {
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        Ok(Response::new(self.read(&tenant, |desk| pb::ListAgentsResponse {
-            agents: desk.dispatcher.agents().filter_map(|a| agent_view(desk, &a.id)).collect(),
+        Ok(Response::new(self.read(&tenant, |desk| {
+            pb::ListAgentsResponse {
+                agents: desk
+                    .dispatcher
+                    .agents()
+                    .filter_map(|a| agent_view(desk, &a.id))
+                    .collect(),
+            }
         })))
     }
 
@@ -281,12 +306,17 @@ impl RoutingService for Routing {
         let body = request.into_inner();
         let name = body.queue.clone();
         self.engine.run(&tenant, Command::PutQueue(body)).await?;
-        self.read(&tenant, |desk| desk.dispatcher.queue(&name).map(|q| queue_view(desk, q)))
-            .map(Response::new)
-            .ok_or_else(|| not_found("queue", &name))
+        self.read(&tenant, |desk| {
+            desk.dispatcher.queue(&name).map(|q| queue_view(desk, q))
+        })
+        .map(Response::new)
+        .ok_or_else(|| not_found("queue", &name))
     }
 
-    async fn list_queues(&self, request: Request<pb::ListQueuesRequest>) -> Result<Response<pb::ListQueuesResponse>, Status> {
+    async fn list_queues(
+        &self,
+        request: Request<pb::ListQueuesRequest>,
+    ) -> Result<Response<pb::ListQueuesResponse>, Status> {
         let tenant = tenant_of(&request)?;
         Ok(Response::new(self.read(&tenant, |desk| pb::ListQueuesResponse {
             queues: desk.dispatcher.queues().map(|q| queue_view(desk, q)).collect(),
@@ -330,7 +360,10 @@ impl RoutingService for Routing {
         .ok_or_else(|| not_found("agent", agent))
     }
 
-    async fn accept_offer(&self, request: Request<pb::OfferRequest>) -> Result<Response<pb::AgentConversation>, Status> {
+    async fn accept_offer(
+        &self,
+        request: Request<pb::OfferRequest>,
+    ) -> Result<Response<pb::AgentConversation>, Status> {
         let tenant = tenant_of(&request)?;
         let pb::OfferRequest {
             agent_id,
@@ -425,26 +458,31 @@ impl RoutingService for Routing {
         .ok_or_else(|| not_found("note", &note_id))
     }
 
-    async fn list_notes(&self, request: Request<pb::ListNotesRequest>) -> Result<Response<pb::ListNotesResponse>, Status> {
+    async fn list_notes(
+        &self,
+        request: Request<pb::ListNotesRequest>,
+    ) -> Result<Response<pb::ListNotesResponse>, Status> {
         let tenant = tenant_of(&request)?;
         let conversation = &request.get_ref().conversation_id;
         self.status(&tenant, conversation)?;
-        Ok(Response::new(self.read(&tenant, |desk| pb::ListNotesResponse {
-            notes: desk
-                .conversation(conversation)
-                .map(|c| {
-                    c.notes
-                        .iter()
-                        .map(|n| pb::NoteAdded {
-                            conversation_id: conversation.clone(),
-                            note_id: n.id.clone(),
-                            agent_id: n.agent_id.clone(),
-                            text: n.text.clone(),
-                            at_ms: n.at_ms,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+        Ok(Response::new(self.read(&tenant, |desk| {
+            pb::ListNotesResponse {
+                notes: desk
+                    .conversation(conversation)
+                    .map(|c| {
+                        c.notes
+                            .iter()
+                            .map(|n| pb::NoteAdded {
+                                conversation_id: conversation.clone(),
+                                note_id: n.id.clone(),
+                                agent_id: n.agent_id.clone(),
+                                text: n.text.clone(),
+                                at_ms: n.at_ms,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
         })))
     }
 
@@ -502,7 +540,13 @@ impl RoutingService for Routing {
                 },
             )
             .await
-            .or_else(|status| if status.code() == tonic::Code::FailedPrecondition { Ok(()) } else { Err(status) })?;
+            .or_else(|status| {
+                if status.code() == tonic::Code::FailedPrecondition {
+                    Ok(())
+                } else {
+                    Err(status)
+                }
+            })?;
         Ok(resolved)
     }
 
@@ -511,6 +555,7 @@ impl RoutingService for Routing {
         request: Request<pb::GetRoutingStatusRequest>,
     ) -> Result<Response<pb::RoutingStatus>, Status> {
         let tenant = tenant_of(&request)?;
-        self.status(&tenant, &request.get_ref().conversation_id).map(Response::new)
+        self.status(&tenant, &request.get_ref().conversation_id)
+            .map(Response::new)
     }
 }

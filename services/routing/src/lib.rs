@@ -87,7 +87,9 @@ impl Extra for RoutingConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let scale = self.routing.time_scale;
         if !(scale.is_finite() && (0.001..=100_000.0).contains(&scale)) {
-            return Err(ConfigError::Invalid("routing.time_scale must be between 0.001 and 100000".into()));
+            return Err(ConfigError::Invalid(
+                "routing.time_scale must be between 0.001 and 100000".into(),
+            ));
         }
         if !(1..=yy_dispatch::MAX_OFFER_TIMEOUT_MS).contains(&self.routing.default_offer_timeout_ms) {
             return Err(ConfigError::Invalid(
@@ -158,11 +160,17 @@ pub async fn run(
                 };
                 let handler_engine = engine.clone();
                 match log
-                    .consume(spec, move |delivery| handle(handler_engine.clone(), delivery), shutdown.clone())
+                    .consume(
+                        spec,
+                        move |delivery| handle(handler_engine.clone(), delivery),
+                        shutdown.clone(),
+                    )
                     .await
                 {
                     Ok(consumer) => consumer.stopped().await,
-                    Err(error) => tracing::error!(%error, "cannot consume the conversation log; messages are not routed"),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot consume the conversation log; messages are not routed")
+                    }
                 }
             }
         };

@@ -154,12 +154,16 @@ impl Inner {
         let routing = desk.conversation(conversation);
         let desired = match desk.dispatcher.conversation(conversation) {
             Some(seat) => match &seat.status {
-                Seat::Waiting | Seat::Offered { .. } => {
-                    Some((ConversationStatus::Queued, String::new(), conversation_priority(seat.priority)))
-                }
-                Seat::Assigned { agent, .. } => {
-                    Some((ConversationStatus::Assigned, agent.clone(), conversation_priority(seat.priority)))
-                }
+                Seat::Waiting | Seat::Offered { .. } => Some((
+                    ConversationStatus::Queued,
+                    String::new(),
+                    conversation_priority(seat.priority),
+                )),
+                Seat::Assigned { agent, .. } => Some((
+                    ConversationStatus::Assigned,
+                    agent.clone(),
+                    conversation_priority(seat.priority),
+                )),
             },
             None if routing.is_some_and(|r| r.left == "to_bot") => Some((ConversationStatus::Bot, String::new(), 0)),
             None => None,
