@@ -97,7 +97,8 @@ for i in "${!services[@]}"; do
   if [[ $service == gateway ]]; then
     extra=("${prefix}AUTH__ADMIN_TOKEN=$YY_ADMIN_TOKEN"
            "${prefix}AUTH__KEY_SECRET=$YY_KEY_SECRET"
-           "${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))")
+           "${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))"
+           "${prefix}UPSTREAM__ROUTING=http://127.0.0.1:$((grpc_base + 2))")
   fi
   env "${extra[@]}" \
       "${prefix}NATS__URL=nats://127.0.0.1:$nats_port" \

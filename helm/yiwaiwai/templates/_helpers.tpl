@@ -212,7 +212,9 @@ gateway's upstream), under the shared `config`, under the service's own `config`
       "http" (dict "listen" (printf "0.0.0.0:%v" $root.Values.ports.http))
       "grpc" (dict "listen" (printf "0.0.0.0:%v" $root.Values.ports.grpc)) -}}
 {{- if eq .component "gateway" -}}
-{{- $_ := set $derived "upstream" (dict "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
+{{- $_ := set $derived "upstream" (dict
+      "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
+      "routing" (printf "http://%s-routing:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
 {{- end -}}
 {{- /* Field by field rather than mergeOverwrite, which skips false and 0 in the overriding map. */ -}}
 {{- range $layer := list ($root.Values.config | default dict) (.svc.config | default dict) -}}

@@ -60,12 +60,15 @@ pub struct AuthConfig {
 pub struct UpstreamConfig {
     /// The conversation service's gRPC URL.
     pub conversation: String,
+    /// The routing service's gRPC URL.
+    pub routing: String,
 }
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
             conversation: "http://127.0.0.1:9091".into(),
+            routing: "http://127.0.0.1:9092".into(),
         }
     }
 }

@@ -1,13 +1,15 @@
-//! The public gRPC API: the conversation service's own API, served here for backend services.
+//! The public gRPC API: the conversation and routing services' own APIs, served here for backend
+//! services.
 //!
 //! Calls are authenticated with an API key in the `authorization` metadata and forwarded, bytes
-//! untouched, to the conversation service with the key's tenant in `x-yy-tenant`. A tenant a
-//! client puts in that metadata itself is discarded. Forwarding at the HTTP/2 level keeps one
-//! definition of every method and message: what the conversation service accepts is exactly the
-//! public API, with nothing to keep in step by hand.
+//! untouched, to the service behind with the key's tenant in `x-yy-tenant`. A tenant a client
+//! puts in that metadata itself is discarded. Forwarding at the HTTP/2 level keeps one definition
+//! of every method and message: what a service accepts is exactly the public API, with nothing to
+//! keep in step by hand.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -16,29 +18,69 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::transport::Channel;
+use yy_proto::conversation::v1::conversation_service_server;
+use yy_proto::routing::v1::routing_service_server;
 
 use crate::AppState;
 use crate::upstream::TENANT_METADATA;
 
 /// The gRPC routes the gateway serves besides health, reflection and status.
-pub fn routes(state: AppState, conversation: Channel) -> tonic::service::Routes {
-    tonic::service::Routes::default().add_service(ConversationProxy {
-        state,
-        upstream: conversation,
-    })
+pub fn routes(state: AppState, conversation: Channel, routing: Channel) -> tonic::service::Routes {
+    tonic::service::Routes::default()
+        .add_service(Proxy::<Conversation>::new(state.clone(), conversation))
+        .add_service(Proxy::<Routing>::new(state, routing))
 }
 
-#[derive(Clone)]
-struct ConversationProxy {
+/// A service served by forwarding: its gRPC name, and how errors name it.
+trait Upstream: Send + Sync + 'static {
+    const SERVICE: &'static str;
+    const LABEL: &'static str;
+}
+
+struct Conversation;
+
+impl Upstream for Conversation {
+    const SERVICE: &'static str = conversation_service_server::SERVICE_NAME;
+    const LABEL: &'static str = "the conversation service";
+}
+
+struct Routing;
+
+impl Upstream for Routing {
+    const SERVICE: &'static str = routing_service_server::SERVICE_NAME;
+    const LABEL: &'static str = "the routing service";
+}
+
+/// Forwards every call to `U`'s methods to `upstream`.
+struct Proxy<U> {
     state: AppState,
     upstream: Channel,
+    // `fn() -> U` keeps the proxy `Send + Sync` whatever `U` is; it only names the service.
+    service: PhantomData<fn() -> U>,
 }
 
-impl NamedService for ConversationProxy {
-    const NAME: &'static str = "yy.conversation.v1.ConversationService";
+impl<U> Proxy<U> {
+    fn new(state: AppState, upstream: Channel) -> Self {
+        Proxy {
+            state,
+            upstream,
+            service: PhantomData,
+        }
+    }
 }
 
-impl Service<Request<Body>> for ConversationProxy {
+// Derived `Clone` would require `U: Clone` for a marker that is never cloned.
+impl<U> Clone for Proxy<U> {
+    fn clone(&self) -> Self {
+        Proxy::new(self.state.clone(), self.upstream.clone())
+    }
+}
+
+impl<U: Upstream> NamedService for Proxy<U> {
+    const NAME: &'static str = U::SERVICE;
+}
+
+impl<U: Upstream> Service<Request<Body>> for Proxy<U> {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
@@ -52,6 +94,7 @@ impl Service<Request<Body>> for ConversationProxy {
         let principal = crate::iam::bearer(request.headers()).and_then(|key| self.state.iam.authenticate(key));
         let mut upstream = self.upstream.clone();
         Box::pin(async move {
+            let unavailable = || tonic::Status::unavailable(format!("{} is unavailable", U::LABEL)).into_http();
             let Some(principal) = principal else {
                 return Ok(
                     tonic::Status::unauthenticated("a valid API key is required: `authorization: Bearer yy_…`")
@@ -68,14 +111,14 @@ impl Service<Request<Body>> for ConversationProxy {
                 Err(_) => return Ok(tonic::Status::internal("invalid tenant").into_http()),
             }
             if let Err(error) = std::future::poll_fn(|cx| upstream.poll_ready(cx)).await {
-                tracing::warn!(%error, "conversation service unavailable");
-                return Ok(tonic::Status::unavailable("the conversation service is unavailable").into_http());
+                tracing::warn!(%error, service = U::SERVICE, "upstream unavailable");
+                return Ok(unavailable());
             }
             match upstream.call(request).await {
                 Ok(response) => Ok(response.map(Body::new)),
                 Err(error) => {
-                    tracing::warn!(%error, "forwarding a gRPC call failed");
-                    Ok(tonic::Status::unavailable("the conversation service is unavailable").into_http())
+                    tracing::warn!(%error, service = U::SERVICE, "forwarding a gRPC call failed");
+                    Ok(unavailable())
                 }
             }
         })

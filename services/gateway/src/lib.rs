@@ -1,6 +1,7 @@
 //! The gateway: the public edge (REST, gRPC, live event streams), authentication and tenancy.
-//! It owns the IAM and audit logs. Conversation commands and queries are forwarded to the
-//! conversation service with the caller's tenant, which only the gateway establishes.
+//! It owns the IAM and audit logs. Conversation and routing commands and queries are forwarded to
+//! the conversation and routing services with the caller's tenant, which only the gateway
+//! establishes.
 
 pub mod config;
 mod grpc_proxy;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use yy_eventlog::{EventLog, LogContext};
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
+use yy_proto::routing::v1::routing_service_client::RoutingServiceClient;
 use yy_runtime::{Listeners, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
 
 pub use config::GatewayConfig;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub iam: iam::Iam,
     /// The conversation service.
     pub conversations: ConversationServiceClient<tonic::transport::Channel>,
+    /// The routing service.
+    pub routing: RoutingServiceClient<tonic::transport::Channel>,
     /// The event log (idempotency records, live events).
     pub log: EventLog,
     /// The gateway's own settings.
@@ -47,10 +51,12 @@ pub async fn run(
     let gateway = Arc::new(config.extra.clone());
     run_service(SPEC, config, listeners, shutdown, |started| async move {
         let iam = iam::Iam::start(&started, &gateway.auth).await?;
-        let channel = upstream::channel(&gateway.upstream.conversation)?;
+        let conversation = upstream::channel(&gateway.upstream.conversation)?;
+        let routing = upstream::channel(&gateway.upstream.routing)?;
         let state = AppState {
             iam,
-            conversations: ConversationServiceClient::new(channel.clone()),
+            conversations: ConversationServiceClient::new(conversation.clone()),
+            routing: RoutingServiceClient::new(routing.clone()),
             log: started.log.clone(),
             config: gateway,
         };
@@ -62,7 +68,7 @@ pub async fn run(
                 .with_state(state.clone()),
             &state,
         );
-        let grpc = grpc_proxy::routes(state, channel);
+        let grpc = grpc_proxy::routes(state, conversation, routing);
         Ok(ServiceParts { http, grpc })
     })
     .await

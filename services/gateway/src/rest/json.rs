@@ -24,27 +24,49 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(request.headers()) {
-            return Err(Problem::new(
-                ProblemKind::UnsupportedMediaType,
-                "send the body with `Content-Type: application/json`",
-            ));
-        }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    ProblemKind::RequestTooLarge,
-                    "the body is larger than the server accepts",
-                )
-            } else {
-                Problem::new(
-                    ProblemKind::MalformedRequest,
-                    format!("the body could not be read: {}", rejection.body_text()),
-                )
-            }
-        })?;
+        let bytes = read(request, state).await?;
         parse(&bytes).map(Json)
     }
+}
+
+/// A JSON object body kept as the client wrote it, for bodies the gateway passes on as JSON text
+/// (such as a routing rule set): key order and formatting reach the service behind unchanged.
+/// Refuses what [`Json`] refuses, except that any object is the right shape.
+#[derive(Debug, Clone, Default)]
+pub struct JsonObjectText(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObjectText {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read(request, state).await?;
+        parse::<serde_json::Map<String, serde_json::Value>>(&bytes)?;
+        // `parse` checked that it is UTF-8.
+        Ok(JsonObjectText(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+/// The body of a request that says it is JSON.
+async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
+    if !is_json(request.headers()) {
+        return Err(Problem::new(
+            ProblemKind::UnsupportedMediaType,
+            "send the body with `Content-Type: application/json`",
+        ));
+    }
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                ProblemKind::RequestTooLarge,
+                "the body is larger than the server accepts",
+            )
+        } else {
+            Problem::new(
+                ProblemKind::MalformedRequest,
+                format!("the body could not be read: {}", rejection.body_text()),
+            )
+        }
+    })
 }
 
 /// `application/json` or `application/<something>+json`, with any parameters.

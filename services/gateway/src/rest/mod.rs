@@ -1,9 +1,11 @@
-//! The REST API under `/v1`: thin handlers over the conversation service's gRPC API, plus what
-//! wraps the whole HTTP API (request ids, the body limit, problem documents, idempotency keys).
+//! The REST API under `/v1`: thin handlers over the conversation and routing services' gRPC
+//! APIs, plus what wraps the whole HTTP API (request ids, the body limit, problem documents,
+//! idempotency keys).
 //!
 //! JSON is snake_case; enums are lowercase strings; times are RFC 3339. Request bodies refuse
 //! unknown fields. Every error is an RFC 9457 problem document.
 
+mod agents;
 mod caller;
 mod contacts;
 mod conversations;
@@ -13,6 +15,8 @@ mod layers;
 mod model;
 mod openapi;
 mod query;
+mod routing;
+mod routing_model;
 
 pub(crate) use json::Json;
 pub(crate) use layers::REQUEST_ID as REQUEST_ID_HEADER;
@@ -52,6 +56,23 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::reopen_conversation))
         .routes(routes!(conversations::post_message, conversations::list_messages))
         .routes(routes!(conversations::submit_csat))
+        .routes(routes!(routing::get_rules, routing::put_rules))
+        .routes(routes!(routing::get_intents, routing::put_intents))
+        .routes(routes!(routing::analyze))
+        .routes(routes!(routing::list_queues))
+        .routes(routes!(routing::put_queue))
+        .routes(routes!(routing::get_routing_status))
+        .routes(routes!(agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::put_agent))
+        .routes(routes!(agents::set_presence))
+        .routes(routes!(agents::list_agent_conversations))
+        .routes(routes!(agents::accept_offer))
+        .routes(routes!(agents::reject_offer))
+        .routes(routes!(agents::reply))
+        .routes(routes!(agents::add_note))
+        .routes(routes!(agents::transfer))
+        .routes(routes!(agents::resolve))
+        .routes(routes!(agents::list_notes))
         .routes(routes!(openapi_json))
 }
 

@@ -124,7 +124,7 @@ impl Role {
         }
     }
 
-    fn parse(role: &str) -> Option<Role> {
+    pub(crate) fn parse(role: &str) -> Option<Role> {
         Some(match role {
             "customer" => Role::Customer,
             "bot" => Role::Bot,
@@ -671,7 +671,7 @@ impl From<pb::ListMessagesResponse> for MessagePage {
     }
 }
 
-fn non_empty(value: String) -> Option<String> {
+pub(crate) fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
@@ -680,12 +680,22 @@ fn timestamp(time: Option<prost_types::Timestamp>) -> String {
     time.unwrap_or_default().to_string()
 }
 
+/// RFC 3339 in UTC, for the times the routing API gives in milliseconds since the epoch.
+pub(crate) fn timestamp_ms(ms: i64) -> String {
+    timestamp(Some(prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn timestamps_are_rfc3339() {
+        assert_eq!(timestamp_ms(1_747_729_800_123), "2025-05-20T08:30:00.123Z");
+        assert_eq!(timestamp_ms(-1), "1969-12-31T23:59:59.999Z");
         let time = prost_types::Timestamp {
             seconds: 1_747_729_800,
             nanos: 123_000_000,

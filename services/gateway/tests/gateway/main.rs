@@ -1,8 +1,10 @@
-//! The gateway against a real nats-server and a real conversation service, both in-process.
+//! The gateway against a real nats-server and real conversation and routing services, all
+//! in-process.
 
 mod grpc;
 mod iam;
 mod live;
 mod rest;
 mod restart;
+mod routing;
 mod support;

@@ -1,4 +1,5 @@
-//! A gateway and a conversation service started in-process against a fresh nats-server.
+//! A gateway and a conversation service (and, for the routing tests, a routing service) started
+//! in-process against a fresh nats-server.
 
 #![allow(dead_code)]
 
@@ -8,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use yy_conversation::ConversationConfig;
 use yy_eventlog::{LogConfig, NatsConfig};
 use yy_gateway::GatewayConfig;
+use yy_routing::RoutingConfig;
 use yy_runtime::{Listeners, RunError, Secret, ServiceConfig};
 use yy_testkit::{NatsServer, RunningService, spawn_service};
 
@@ -22,10 +24,11 @@ pub struct TenantKey {
     pub key: String,
 }
 
-/// nats-server, conversation service and gateway.
+/// nats-server, conversation service, routing service (when asked for) and gateway.
 pub struct Cluster {
     pub nats: NatsServer,
     pub conversation: Option<RunningService<RunError>>,
+    pub routing: Option<RunningService<RunError>>,
     pub gateway: Option<RunningService<RunError>>,
     pub http: reqwest::Client,
     conversation_config: ServiceConfig<ConversationConfig>,
@@ -50,18 +53,45 @@ fn common<X: Default>(nats: &NatsServer) -> ServiceConfig<X> {
 impl Cluster {
     /// Starts everything and waits until both services are ready.
     pub async fn start() -> Cluster {
-        let nats = NatsServer::start();
-        let conversation_config = common::<ConversationConfig>(&nats);
-        let mut cluster = Cluster {
-            nats,
-            conversation: None,
-            gateway: None,
-            http: reqwest::Client::new(),
-            conversation_config,
-        };
+        let mut cluster = Cluster::new();
         cluster.start_conversation().await;
         cluster.start_gateway().await;
         cluster
+    }
+
+    /// Starts everything with a routing service too, and waits until all three are ready.
+    pub async fn start_with_routing() -> Cluster {
+        let mut cluster = Cluster::new();
+        cluster.start_conversation().await;
+        cluster.start_routing().await;
+        cluster.start_gateway().await;
+        cluster
+    }
+
+    fn new() -> Cluster {
+        let nats = NatsServer::start();
+        let conversation_config = common::<ConversationConfig>(&nats);
+        Cluster {
+            nats,
+            conversation: None,
+            routing: None,
+            gateway: None,
+            http: reqwest::Client::new(),
+            conversation_config,
+        }
+    }
+
+    /// Starts the routing service, calling the running conversation service.
+    pub async fn start_routing(&mut self) {
+        let mut config = common::<RoutingConfig>(&self.nats);
+        let conversation = self.conversation.as_ref().expect("conversation runs").grpc;
+        config.extra.upstream.conversation = format!("http://{conversation}");
+        let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
+            yy_routing::run(config, Listeners { http, grpc }, shutdown)
+        })
+        .await;
+        wait_ready(&format!("http://{}/readyz", running.http)).await;
+        self.routing = Some(running);
     }
 
     /// Starts (or restarts) the conversation service.
@@ -76,7 +106,12 @@ impl Cluster {
         .await;
         wait_ready(&format!("http://{}/readyz", running.http)).await;
         self.conversation = Some(running);
-        // The gateway's upstream address changes with the conversation service's port.
+        // The upstream address of the routing service and the gateway changes with the
+        // conversation service's port.
+        if let Some(routing) = self.routing.take() {
+            routing.stop().await.expect("routing stops cleanly");
+            self.start_routing().await;
+        }
         if self.gateway.is_some() {
             self.start_gateway().await;
         }
@@ -92,6 +127,9 @@ impl Cluster {
         config.extra.auth.key_secret = Secret::new("test-key-secret-0123456789abcdef0123456789");
         let upstream = self.conversation.as_ref().expect("conversation runs").grpc;
         config.extra.upstream.conversation = format!("http://{upstream}");
+        if let Some(routing) = &self.routing {
+            config.extra.upstream.routing = format!("http://{}", routing.grpc);
+        }
         let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
             yy_gateway::run(config, Listeners { http, grpc }, shutdown)
         })
@@ -134,10 +172,13 @@ impl Cluster {
         }
     }
 
-    /// Stops both services.
+    /// Stops the services.
     pub async fn stop(mut self) {
         if let Some(gateway) = self.gateway.take() {
             gateway.stop().await.expect("gateway stops cleanly");
+        }
+        if let Some(routing) = self.routing.take() {
+            routing.stop().await.expect("routing stops cleanly");
         }
         if let Some(conversation) = self.conversation.take() {
             conversation.stop().await.expect("conversation stops cleanly");
