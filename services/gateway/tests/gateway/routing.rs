@@ -24,6 +24,8 @@ struct Api<'a> {
 struct Answer {
     status: StatusCode,
     content_type: String,
+    /// `Idempotent-Replayed: true` was sent.
+    replayed: bool,
     body: Value,
 }
 
@@ -51,6 +53,16 @@ impl<'a> Api<'a> {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_with_key(method, path, body, None).await
+    }
+
+    async fn call_with_key(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Answer {
         let mut request = self
             .cluster
             .http
@@ -59,8 +71,12 @@ impl<'a> Api<'a> {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
         let response = request.send().await.expect("request");
         let status = response.status();
+        let replayed = response.headers().contains_key("idempotent-replayed");
         let content_type = response
             .headers()
             .get("content-type")
@@ -76,6 +92,7 @@ impl<'a> Api<'a> {
         Answer {
             status,
             content_type,
+            replayed,
             body,
         }
     }
@@ -517,13 +534,22 @@ async fn a_customer_asking_for_a_human_waits_then_an_agent_takes_it_over_rest() 
     assert!(assigned.get("position").is_none(), "{assigned:#}");
 
     let workspace = format!("/v1/agents/{agent}/conversations/{conversation}");
-    let reply = api
-        .post(
-            &format!("{workspace}/reply"),
-            json!({"text": "您好，我是李伟，马上为您查询。"}),
+    let reply_path = format!("{workspace}/reply");
+    let reply_once = || {
+        api.call_with_key(
+            Method::POST,
+            &reply_path,
+            Some(json!({"text": "您好，我是李伟，马上为您查询。"})),
+            Some("reply-1"),
         )
-        .await
-        .expect(StatusCode::CREATED);
+    };
+    let first = reply_once().await;
+    assert!(!first.replayed);
+    let reply = first.expect(StatusCode::CREATED);
+    // A retry with the same key is answered with the first reply, not posted again.
+    let retried = reply_once().await;
+    assert!(retried.replayed);
+    assert_eq!(retried.expect(StatusCode::CREATED), reply);
     assert_eq!(reply["role"], "agent", "{reply:#}");
     assert_eq!(reply["conversation_id"], conversation.as_str());
     assert_eq!(reply["author_id"], agent, "{reply:#}");
@@ -532,14 +558,13 @@ async fn a_customer_asking_for_a_human_waits_then_an_agent_takes_it_over_rest() 
         .get(&format!("/v1/conversations/{conversation}/messages"))
         .await
         .expect(StatusCode::OK);
-    assert!(
-        messages["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .any(|m| m["id"] == reply["id"]),
-        "{messages:#}"
-    );
+    let agent_messages: Vec<&Value> = messages["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "agent")
+        .collect();
+    assert_eq!(agent_messages, [&reply], "{messages:#}");
     // Someone else's conversation cannot be answered.
     api.post(
         &format!("/v1/agents/agt_other/conversations/{conversation}/reply"),
