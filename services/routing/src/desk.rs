@@ -39,8 +39,29 @@ pub fn default_analyzer() -> Arc<Analyzer> {
 }
 
 /// An analyzer for a tenant's own intents.
+///
+/// `intents_json` is the API's array of `{"name", "examples"}`; the language-understanding crate
+/// reads the same list under an `intents` key, with its own validation and messages.
 pub fn tenant_analyzer(intents_json: &str, extend_default: bool) -> Result<Analyzer, String> {
-    let own = yy_nlu::intents_from_json(intents_json).map_err(|e| e.to_string())?;
+    let list: serde_json::Value = serde_json::from_str(intents_json).map_err(|e| format!("not JSON: {e}"))?;
+    let Some(entries) = list.as_array() else {
+        return Err("must be an array of {\"name\", \"examples\"} objects".into());
+    };
+    // Rules name intents in conditions; one spelling of names keeps them easy to match.
+    for (i, entry) in entries.iter().enumerate() {
+        let name = entry.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(format!(
+                "[{i}].name {name:?}: must be 1 to 64 characters of a-z, 0-9 and '_'"
+            ));
+        }
+    }
+    let file = serde_json::json!({ "intents": list }).to_string();
+    let own = yy_nlu::intents_from_json(&file).map_err(|e| e.to_string())?;
     let defs = if extend_default {
         let mut all = yy_nlu::default_intents();
         yy_nlu::extend_intents(&mut all, own);
@@ -341,5 +362,100 @@ impl Snapshottable for Desks {
             desk.rebuild();
         }
         Ok(Desks { tenants })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yy_eventlog::{Commit, EventEnvelope};
+
+    fn record(sequence: u64, payloads: Vec<Payload>) -> Record {
+        Record {
+            partition: 0,
+            sequence,
+            tenant_id: "ten_a".into(),
+            aggregate_id: desk_id("ten_a"),
+            commit: Commit {
+                command_id: format!("c{sequence}"),
+                events: payloads
+                    .into_iter()
+                    .map(|payload| EventEnvelope {
+                        payload: Some(payload),
+                        ..Default::default()
+                    })
+                    .collect(),
+            },
+            trace: None,
+        }
+    }
+
+    #[test]
+    fn the_built_in_rules_are_valid_and_hand_off_to_the_general_queue() {
+        let rules = default_rules();
+        assert!(rules.queues().contains(&"general"));
+    }
+
+    /// A snapshot read back decides like the desk it was taken of: same dispatcher, same rules and
+    /// intents in force (rebuilt, since compiled forms are not stored), same memory of
+    /// conversations.
+    #[test]
+    fn a_snapshot_restores_the_desk_with_its_rules_and_intents_compiled() {
+        let mut desks = Desks::default();
+        let rules = DEFAULT_RULES.replace("\"version\": 1", "\"version\": 3");
+        let intents = r#"[{"name": "warranty", "examples": ["保修多久", "还在保修期吗", "how long is the warranty"]}]"#;
+        desks.apply(&record(
+            1,
+            vec![
+                Payload::RulesPublished(pb::RulesPublished {
+                    version: 3,
+                    rules_json: rules,
+                }),
+                Payload::IntentsConfigured(pb::IntentsConfigured {
+                    intents_json: intents.into(),
+                    extend_default: true,
+                }),
+                Payload::QueueConfigured(pb::QueueConfigured {
+                    queue: "general".into(),
+                    strategy: "least_busy".into(),
+                    offer_timeout_ms: 1000,
+                    escalation: vec![pb::EscalationStep {
+                        after_secs: 60,
+                        action: Some(pb::escalation_step::Action::RaisePriorityTo(8)),
+                    }],
+                    ..Default::default()
+                }),
+                Payload::ConversationQueued(pb::ConversationQueued {
+                    conversation_id: "conv_1".into(),
+                    queue: "general".into(),
+                    priority: 5,
+                    channel: "web".into(),
+                    at_ms: 10,
+                    reason: "customer_request".into(),
+                    ..Default::default()
+                }),
+                Payload::NoteAdded(pb::NoteAdded {
+                    conversation_id: "conv_1".into(),
+                    note_id: "note_1".into(),
+                    agent_id: "agt_a".into(),
+                    text: "vip".into(),
+                    at_ms: 11,
+                }),
+            ],
+        ));
+        let restored = Desks::decode(&desks.encode()).expect("decode");
+        let (before, after) = (desks.tenant("ten_a").unwrap(), restored.tenant("ten_a").unwrap());
+        assert_eq!(after.sequence, 1);
+        assert_eq!(after.dispatcher, before.dispatcher);
+        assert_eq!(after.rules().1, 3);
+        assert_eq!(after.escalations, before.escalations);
+        assert!(after.analyzer().intent_model().intents().any(|i| i == "warranty"));
+        assert!(
+            after.analyzer().intent_model().intents().any(|i| i == "refund"),
+            "extends the default set"
+        );
+        let conversation = after.conversation("conv_1").unwrap();
+        assert_eq!(conversation.handoff().unwrap().reason, "customer_request");
+        assert_eq!(conversation.notes.len(), 1);
     }
 }

@@ -559,7 +559,7 @@ async fn messages_are_routed_by_rules_handed_off_queued_offered_and_assigned() {
 }
 
 #[tokio::test]
-async fn invalid_rules_are_refused_with_the_rule_and_field_named() {
+async fn rules_and_intents_are_validated_and_a_tenants_own_intents_take_effect() {
     let cluster = Cluster::start(1.0).await;
     let mut routing = cluster.routing().await;
     let refused = routing
@@ -583,6 +583,40 @@ async fn invalid_rules_are_refused_with_the_rule_and_field_named() {
         .unwrap()
         .into_inner();
     assert_eq!(rules.version, 0, "the built-in rules stay in force");
+
+    let refused = routing
+        .put_intents(as_tenant(pb::PutIntentsRequest {
+            intents_json: r#"[{"name": "Warranty!", "examples": ["保修多久"]}]"#.into(),
+            extend_default: true,
+        }))
+        .await
+        .expect_err("a bad intent name is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("Warranty!"), "{}", refused.message());
+
+    // A tenant's own intent is understood from then on, beside the built-in ones.
+    let intents = routing
+        .put_intents(as_tenant(pb::PutIntentsRequest {
+            intents_json: r#"[{"name": "warranty", "examples": ["保修多久", "还在保修期内吗", "保修怎么申请",
+                "how long is the warranty", "is my phone still under warranty", "warranty claim"]}]"#
+                .into(),
+            extend_default: true,
+        }))
+        .await
+        .expect("intents")
+        .into_inner();
+    assert!(intents.names.contains(&"warranty".to_owned()) && intents.names.contains(&"refund".to_owned()));
+    let analysis = routing
+        .analyze(as_tenant(pb::AnalyzeRequest {
+            text: "这个手机的保修期是多久？".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("analyze")
+        .into_inner();
+    let understanding = analysis.understanding.expect("understanding");
+    assert_eq!(understanding.intents[0].name, "warranty", "{understanding:?}");
+    assert_eq!(analysis.rule_name, "default");
 }
 
 /// What the desk's history says about agents' load and assignments, checked commit by commit.
@@ -890,7 +924,7 @@ async fn a_waiting_conversation_escalates_on_scaled_time_across_a_restart() {
 
     // Routing dies before the next threshold; its successor keeps the schedule.
     cluster.crash_and_restart_routing().await;
-    let mut routing = cluster.routing().await;
+    let routing = cluster.routing().await;
     eventually("the hold message", Duration::from_secs(15), || {
         let mut conversations = conversations.clone();
         let waiting = waiting.clone();
@@ -921,7 +955,6 @@ async fn a_waiting_conversation_escalates_on_scaled_time_across_a_restart() {
     })
     .await;
     assert_eq!((overflowed.state.as_str(), overflowed.priority), ("waiting", 8));
-    let _ = &mut routing;
 
     let desk = cluster.desk().await;
     let steps: Vec<u32> = events(&desk)
