@@ -33,6 +33,7 @@ use crate::conversations::{ConversationView, TenantView};
 use crate::desk::{Desk, Desks, Escalation, EscalationAction, desk_id, tenant_analyzer};
 use crate::errors::{invalid, precondition, rejected, unavailable};
 use crate::events::{self, parse_presence, profile_from_proto, to_payload};
+use crate::metrics::Metrics;
 use crate::sync::Reconciler;
 use crate::understanding::{self, MessageContext};
 
@@ -171,6 +172,7 @@ struct Inner {
     view: Follower<ConversationView>,
     reconciler: Reconciler,
     settings: Settings,
+    metrics: Metrics,
     mailboxes: Mutex<HashMap<String, mpsc::Sender<Job>>>,
     shutdown: CancellationToken,
 }
@@ -182,6 +184,7 @@ impl Engine {
         view: Follower<ConversationView>,
         reconciler: Reconciler,
         settings: Settings,
+        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
         Engine {
@@ -191,6 +194,7 @@ impl Engine {
                 view,
                 reconciler,
                 settings,
+                metrics,
                 mailboxes: Mutex::default(),
                 shutdown,
             }),
@@ -205,6 +209,10 @@ impl Engine {
     /// The conversations, as their log has them.
     pub fn view(&self) -> &Follower<ConversationView> {
         &self.inner.view
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Starts the task of every desk the log has, so their timers run without waiting for a
@@ -341,7 +349,7 @@ impl Inner {
             } else {
                 decided.command_id.clone()
             };
-            let events = decided
+            let events: Vec<EventEnvelope> = decided
                 .payloads
                 .into_iter()
                 .map(|payload| EventEnvelope {
@@ -369,8 +377,12 @@ impl Inner {
             } else {
                 Expected::LastSequence(sequence)
             };
+            let recorded: Vec<Payload> = commit.events.iter().filter_map(|e| e.payload.clone()).collect();
             match self.log.append(commit, expected).await {
                 Ok(appended) => {
+                    if !appended.duplicate {
+                        self.metrics.recorded(&recorded);
+                    }
                     self.wait_applied(appended.partition, appended.sequence).await?;
                     return Ok(decided.touched);
                 }

@@ -13,6 +13,7 @@ mod engine;
 mod errors;
 mod events;
 mod grpc;
+mod metrics;
 mod sync;
 pub mod understanding;
 
@@ -136,6 +137,7 @@ pub async fn run(
             view.clone(),
             reconciler,
             settings,
+            metrics::Metrics::register(started.status.registry()),
             started.shutdown.clone(),
         );
 
@@ -214,8 +216,16 @@ async fn handle(engine: Engine, delivery: Delivery) -> Outcome {
                 };
                 let text = posted.text.clone();
                 // Understanding is CPU work that needs no desk: keep it off the async threads.
-                let analysis = match tokio::task::spawn_blocking(move || analyzer.analyze(&text)).await {
-                    Ok(analysis) => analysis,
+                let understood = tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let analysis = analyzer.analyze(&text);
+                    (analysis, started.elapsed().as_secs_f64())
+                });
+                let analysis = match understood.await {
+                    Ok((analysis, seconds)) => {
+                        engine.metrics().understood(seconds);
+                        analysis
+                    }
                     Err(error) => {
                         return Outcome::Retry {
                             after: Duration::from_secs(1),
