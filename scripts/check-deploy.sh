@@ -598,15 +598,26 @@ def check_gateway(name, values, d, c, prefix, by_kind, pods):
                     "grpc port")
 
 
+# component -> the components allowed to reach its grpc port. Those APIs take the tenant from
+# the caller's x-yy-tenant metadata unchecked.
+GRPC_CALLERS = {"conversation": {"gateway", "routing"}, "routing": {"gateway"}}
+
+
 def check_network_policy(name, values, by_kind, pods, containers):
-    """Only the gateway's pods reach the conversation pods' grpc port; http stays open."""
-    conv = pods.get("conversation")
-    if not conv:
+    """Only the allowed callers' pods reach the conversation and routing pods' grpc port; http
+    stays open."""
+    for target, callers in GRPC_CALLERS.items():
+        check_grpc_callers(name, values, by_kind, pods, containers, target, callers)
+
+
+def check_grpc_callers(name, values, by_kind, pods, containers, target, callers):
+    target_pods = pods.get(target)
+    if not target_pods:
         return
-    where = f"{name}: conversation pods"
+    where = f"{name}: {target} pods"
     policies = []
     for p in by_kind.get("NetworkPolicy", []):
-        matched = label_selector_matches(p["spec"].get("podSelector") or {}, conv)
+        matched = label_selector_matches(p["spec"].get("podSelector") or {}, target_pods)
         if matched is None:
             problem(where, f"NetworkPolicy/{p['metadata']['name']} uses matchExpressions, "
                     "which this check cannot follow")
@@ -620,8 +631,9 @@ def check_network_policy(name, values, by_kind, pods, containers):
         problem(where, "no NetworkPolicy selects them, so any pod can call their gRPC API "
                 "with any x-yy-tenant")
         return
-    ports = {p["name"]: p["containerPort"] for p in containers["conversation"].get("ports", [])}
-    http_open = gateway_in = False
+    ports = {p["name"]: p["containerPort"] for p in containers[target].get("ports", [])}
+    http_open = False
+    admitted = set()
     for p in policies:
         pname = f"NetworkPolicy/{p['metadata']['name']}"
         if "Ingress" not in (p["spec"].get("policyTypes") or ["Ingress"]):
@@ -640,17 +652,15 @@ def check_network_policy(name, values, by_kind, pods, containers):
                             "the grpc port (other namespaces or addresses)")
                     continue
                 sel = peer["podSelector"] or {}
-                if "gateway" in pods and label_selector_matches(sel, pods["gateway"]):
-                    gateway_in = True
-                others = sorted(comp for comp, labels in pods.items()
-                                if comp != "gateway" and label_selector_matches(sel, labels))
-                if others:
-                    problem(where, f"{pname} lets {others} reach the grpc port")
+                reached = {comp for comp, labels in pods.items() if label_selector_matches(sel, labels)}
+                admitted |= reached & callers
+                if reached - callers:
+                    problem(where, f"{pname} lets {sorted(reached - callers)} reach the grpc port")
     if not http_open:
         problem(where, "their http port (/healthz, /readyz, /metrics) is not open to probes "
                 "and Prometheus")
-    if "gateway" in pods and not gateway_in:
-        problem(where, "the gateway's pods cannot reach their grpc port")
+    for caller in sorted(callers & set(pods) - admitted):
+        problem(where, f"the {caller} pods cannot reach their grpc port")
 
 
 def check_rendering(name, values, objs):
@@ -705,7 +715,9 @@ def check_rendering(name, values, objs):
                 problem(where, f"{var} names no config field of {binary}")
         required = ["NATS__URL", "HTTP__LISTEN", "GRPC__LISTEN", "EVENTLOG__REPLICAS"]
         if binary == "yy-gateway":
-            required += ["AUTH__KEY_SECRET", "UPSTREAM__CONVERSATION"]
+            required += ["AUTH__KEY_SECRET", "UPSTREAM__CONVERSATION", "UPSTREAM__ROUTING"]
+        if binary == "yy-routing":
+            required += ["UPSTREAM__CONVERSATION"]
         for var in required:
             if prefix + var not in env:
                 problem(where, f"{prefix + var} is not set")

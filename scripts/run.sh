@@ -99,6 +99,8 @@ for i in "${!services[@]}"; do
            "${prefix}AUTH__KEY_SECRET=$YY_KEY_SECRET"
            "${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))"
            "${prefix}UPSTREAM__ROUTING=http://127.0.0.1:$((grpc_base + 2))")
+  elif [[ $service == routing ]]; then
+    extra=("${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))")
   fi
   env "${extra[@]}" \
       "${prefix}NATS__URL=nats://127.0.0.1:$nats_port" \

@@ -67,7 +67,7 @@ others refuse them as unknown keys). The binaries are the cargo packages under s
   component: routing
   binary: yy-routing
   envPrefix: YY_ROUTING
-  sections: []
+  sections: [upstream, routing]
 - key: ticketSync
   component: ticket-sync
   binary: yy-ticket-sync
@@ -194,7 +194,7 @@ install and wherever there is no cluster to ask (helm template, client-side dry 
 
 {{/*
 A service's configuration: what the chart derives (NATS addresses, listen addresses, the
-gateway's upstream), under the shared `config`, under the service's own `config`. Pass
+gateway's and routing's upstreams), under the shared `config`, under the service's own `config`. Pass
 (dict "root" $ "svc" <service values> "component" <component>). Returns YAML.
 */}}
 {{- define "yiwaiwai.serviceConfig" -}}
@@ -215,6 +215,9 @@ gateway's upstream), under the shared `config`, under the service's own `config`
 {{- $_ := set $derived "upstream" (dict
       "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
       "routing" (printf "http://%s-routing:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
+{{- else if eq .component "routing" -}}
+{{- $_ := set $derived "upstream" (dict
+      "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
 {{- end -}}
 {{- /* Field by field rather than mergeOverwrite, which skips false and 0 in the overriding map. */ -}}
 {{- range $layer := list ($root.Values.config | default dict) (.svc.config | default dict) -}}
