@@ -170,6 +170,15 @@ curl -fsS "\$YY_API_URL/v1/conversations/\$conversation/messages" "\${auth[@]}" 
   -d '{"role": "customer", "text": "Where is my order? 我的订单到哪了？"}' >/dev/null
 curl -fsS "\$YY_API_URL/v1/conversations/\$conversation/messages" "\${auth[@]}"
 echo
+# Asking for a human hands the conversation to the general queue; routing decides within moments.
+curl -fsS "\$YY_API_URL/v1/conversations/\$conversation/messages" "\${auth[@]}" \\
+  -d '{"role": "customer", "text": "转人工"}' >/dev/null
+for _ in \$(seq 40); do
+  routing=\$(curl -fsS "\$YY_API_URL/v1/conversations/\$conversation/routing" "\${auth[@]}")
+  [[ \$routing == *waiting* ]] && break
+  sleep 0.25
+done
+echo "\$routing"
 QUICKSTART
 chmod +x "$run_dir/quickstart.sh"
 
