@@ -266,6 +266,7 @@ mod tests {
         assert_eq!(events.len(), 1, "{events:?}");
         let event = events.remove(0);
         assert!(EVENT_TYPES.contains(&event.event_type.as_str()));
+        crate::schema::assert_has_required_keys(&event);
         event
     }
 

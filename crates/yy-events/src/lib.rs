@@ -80,12 +80,48 @@
 //! also the event's `aggregate_id`), `target_contact_id`. The target contact has no event of its
 //! own for the merge: listeners for it follow `target_contact_id`.
 //!
+//! # Routing events
+//!
+//! Routing decides who answers each conversation (see `docs/routing.md`). Its public events name
+//! the conversation (or, for presence, the agent) as their `aggregate_id`.
+//!
+//! **`routing.decided`**: a customer message was routed. `conversation_id`, `message_id`,
+//! `route` (`"bot"` or `"queue"`), `queue` and `priority` (1 to 10; both `null` for the bot),
+//! `skills` (`[{name, min_level}]`), `rule` (the rule that matched), `rules_version` (0: the
+//! built-in rules), `tags_added`, `escalate`, and `understanding`: `{language, intent,
+//! confidence, fallback, sentiment, sentiment_label, entities}` (`intent` and `confidence` are
+//! the best intent's, or `null`).
+//!
+//! **`conversation.handoff`**: the conversation started waiting for a human agent. `conversation_id`,
+//! `queue`, `priority`, `reason` (`"customer_request"`, `"low_confidence"`, `"negative_sentiment"`
+//! or `"rule"`), `channel`, `skills`, `languages` (the agent must speak one; empty: any) and
+//! `understanding` of the latest customer message (or `null`).
+//!
+//! **`conversation.assigned`**: an agent took the conversation. `conversation_id`, `agent_id`,
+//! `queue` (or `null` for a direct transfer), `waited_ms` (time spent waiting).
+//!
+//! **`agent.status_changed`**: `agent_id`, `status` (`"online"`, `"away"` or `"offline"`).
+//!
+//! # Webhook events
+//!
+//! **`webhook.endpoint_disabled`**: deliveries to an endpoint stopped. `endpoint_id`, `reason`
+//! (`"requested"`, `"gone"`: it answered 410, `"failing"`: every attempt failed for the configured
+//! number of days) and `detail` (or `null`).
+//!
+//! # Schemas
+//!
+//! [`schema::event_types`] gives each type's version and JSON Schema (envelope and `data`);
+//! `docs/event-schemas.json` holds them all and a test keeps it in step with the code.
+//!
 //! # Filtering by type
 //!
 //! [`type_matches`] and [`TypeFilter`] accept exact names (`message.created`), a resource's
 //! events (`conversation.*`) and everything (`*`).
 
 mod conversation;
+mod routing;
+pub mod schema;
+mod webhook;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -101,6 +137,11 @@ pub const EVENT_TYPES: &[&str] = &[
     CONTACT_CREATED,
     CONTACT_UPDATED,
     CONTACT_MERGED,
+    ROUTING_DECIDED,
+    CONVERSATION_HANDOFF,
+    CONVERSATION_ASSIGNED,
+    AGENT_STATUS_CHANGED,
+    WEBHOOK_ENDPOINT_DISABLED,
 ];
 
 /// A conversation was opened.
@@ -120,6 +161,17 @@ pub const CONTACT_UPDATED: &str = "contact.updated";
 /// A contact was merged into another.
 pub const CONTACT_MERGED: &str = "contact.merged";
 
+/// A customer message was routed to the bot or a queue.
+pub const ROUTING_DECIDED: &str = "routing.decided";
+/// A conversation was handed off from the bot to wait for a human agent.
+pub const CONVERSATION_HANDOFF: &str = "conversation.handoff";
+/// A human agent took a conversation.
+pub const CONVERSATION_ASSIGNED: &str = "conversation.assigned";
+/// An agent's presence changed.
+pub const AGENT_STATUS_CHANGED: &str = "agent.status_changed";
+/// Deliveries to a webhook endpoint stopped.
+pub const WEBHOOK_ENDPOINT_DISABLED: &str = "webhook.endpoint_disabled";
+
 /// One public event: what live streams and webhooks deliver, serialized as JSON.
 ///
 /// Built only by [`public_events`] / [`public_event`], so every transport shows the same shape.
@@ -133,7 +185,8 @@ pub struct PublicEvent {
     pub event_type: String,
     /// The tenant the event belongs to.
     pub tenant_id: String,
-    /// The conversation (`conv_…`) or contact (`ctc_…`) the event is about.
+    /// What the event is about: a conversation (`conv_…`), contact (`ctc_…`), agent (`agt_…`)
+    /// or webhook endpoint (`whk_…`).
     pub aggregate_id: String,
     /// When it happened, RFC 3339 in UTC.
     #[schema(example = "2025-01-31T09:30:00.125Z")]
@@ -156,11 +209,19 @@ pub fn public_events(record: &Record) -> Vec<PublicEvent> {
 
 /// The public event of one stored event of `record`, if it has one.
 ///
-/// Tenant and aggregate are taken from where the commit is stored (its subject), which is what
-/// every tenant filter acts on, so an event can never be shown as another tenant's than the one
-/// whose stream delivered it.
+/// The tenant is taken from where the commit is stored (its subject), which is what every tenant
+/// filter acts on, so an event can never be shown as another tenant's than the one whose stream
+/// delivered it. The aggregate is the stored one, except for routing events, which name the
+/// conversation or agent rather than the tenant's desk.
 pub fn public_event(record: &Record, envelope: &EventEnvelope) -> Option<PublicEvent> {
-    let (event_type, data) = conversation::map(&record.aggregate_id, envelope.payload.as_ref()?)?;
+    let payload = envelope.payload.as_ref()?;
+    let (event_type, aggregate_id, data) = match conversation::map(&record.aggregate_id, payload) {
+        Some((event_type, data)) => (event_type, record.aggregate_id.clone(), data),
+        None => match webhook::map(&record.aggregate_id, payload) {
+            Some((event_type, data)) => (event_type, record.aggregate_id.clone(), data),
+            None => routing::map(payload)?,
+        },
+    };
     // Writers always set the time; an envelope without one reads as the Unix epoch, the protobuf
     // default, rather than being withheld.
     let occurred_at = envelope.occurred_at.unwrap_or_default().to_string();
@@ -168,7 +229,7 @@ pub fn public_event(record: &Record, envelope: &EventEnvelope) -> Option<PublicE
         id: envelope.event_id.clone(),
         event_type: event_type.to_owned(),
         tenant_id: record.tenant_id.clone(),
-        aggregate_id: record.aggregate_id.clone(),
+        aggregate_id,
         occurred_at,
         data,
     })
@@ -286,5 +347,6 @@ mod tests {
         assert!(TypeFilter::parse("").is_err());
         assert!(TypeFilter::parse(" , ").is_err());
         assert!(TypeFilter::parse("ticket.*").is_err());
+        assert!(TypeFilter::parse("agent.*").expect("agents").matches("agent.status_changed"));
     }
 }

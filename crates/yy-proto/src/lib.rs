@@ -44,6 +44,13 @@ pub mod iam {
     }
 }
 
+/// `yy.webhook.v1`: webhook endpoint, message and delivery events, and the webhook API.
+pub mod webhook {
+    pub mod v1 {
+        tonic::include_proto!("yy.webhook.v1");
+    }
+}
+
 /// `yy.system.v1`: the status service every process serves.
 pub mod system {
     pub mod v1 {
