@@ -37,6 +37,9 @@ pub struct ConversationInfo {
     pub status: i32,
     /// The agent it is assigned to, when assigned.
     pub agent_id: String,
+    /// The agent it was last assigned to, kept after it left them (a resolution, a transfer).
+    #[serde(default)]
+    pub last_agent_id: String,
     /// Its tags.
     pub tags: Vec<String>,
     /// The latest messages, oldest first.
@@ -137,6 +140,9 @@ impl Projection for ConversationView {
                     if let Some(conversation) = tenant.conversations.get_mut(id) {
                         conversation.status = changed.to;
                         conversation.agent_id = changed.agent_id.clone();
+                        if !changed.agent_id.is_empty() {
+                            conversation.last_agent_id = changed.agent_id.clone();
+                        }
                     }
                 }
                 Some(Payload::ConversationTagsChanged(changed)) => {

@@ -56,7 +56,43 @@ impl Routing {
         Ok(self.read(tenant, |desk| routing_status(desk, conversation)))
     }
 
+    /// NOT_FOUND for an agent or a conversation the tenant does not have, before any command
+    /// about them: another tenant's ids answer exactly like ids that exist nowhere.
+    fn known(&self, tenant: &str, agent: Option<&str>, conversation: Option<&str>) -> Result<(), Status> {
+        if let Some(agent) = agent {
+            required("agent_id", agent)?;
+            if !self.read(tenant, |desk| desk.dispatcher.agent(agent).is_some()) {
+                return Err(not_found("agent", agent));
+            }
+        }
+        if let Some(conversation) = conversation {
+            required("conversation_id", conversation)?;
+            let view = self.engine.view().read();
+            if view
+                .state
+                .tenant(tenant)
+                .and_then(|v| v.conversation(conversation))
+                .is_none()
+            {
+                return Err(not_found("conversation", conversation));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the conversation is resolved and was last assigned to `agent`.
+    fn resolved_by(&self, tenant: &str, agent: &str, conversation: &str) -> bool {
+        let view = self.engine.view().read();
+        view.state
+            .tenant(tenant)
+            .and_then(|v| v.conversation(conversation))
+            .is_some_and(|c| {
+                c.status() == yy_proto::conversation::v1::ConversationStatus::Resolved && c.last_agent_id == agent
+            })
+    }
+
     fn assigned_to(&self, tenant: &str, agent: &str, conversation: &str) -> Result<(), Status> {
+        self.known(tenant, Some(agent), Some(conversation))?;
         let assigned = self.read(tenant, |desk| {
             matches!(
                 desk.dispatcher.conversation(conversation).map(|c| &c.status),
@@ -369,8 +405,7 @@ impl RoutingService for Routing {
             agent_id,
             conversation_id,
         } = request.into_inner();
-        required("agent_id", &agent_id)?;
-        required("conversation_id", &conversation_id)?;
+        self.known(&tenant, Some(&agent_id), Some(&conversation_id))?;
         self.engine
             .run(
                 &tenant,
@@ -391,8 +426,7 @@ impl RoutingService for Routing {
             agent_id,
             conversation_id,
         } = request.into_inner();
-        required("agent_id", &agent_id)?;
-        required("conversation_id", &conversation_id)?;
+        self.known(&tenant, Some(&agent_id), Some(&conversation_id))?;
         self.engine
             .run(
                 &tenant,
@@ -424,8 +458,7 @@ impl RoutingService for Routing {
     async fn add_note(&self, request: Request<pb::AddNoteRequest>) -> Result<Response<pb::NoteAdded>, Status> {
         let tenant = tenant_of(&request)?;
         let body = request.into_inner();
-        required("agent_id", &body.agent_id)?;
-        required("conversation_id", &body.conversation_id)?;
+        self.known(&tenant, Some(&body.agent_id), Some(&body.conversation_id))?;
         if body.text.chars().count() > MAX_NOTE_CHARS {
             return Err(invalid("text", &format!("must be 1 to {MAX_NOTE_CHARS} characters")));
         }
@@ -490,8 +523,8 @@ impl RoutingService for Routing {
         use pb::transfer_request::To;
         let tenant = tenant_of(&request)?;
         let body = request.into_inner();
-        required("conversation_id", &body.conversation_id)?;
-        self.status(&tenant, &body.conversation_id)?;
+        let by = (!body.agent_id.is_empty()).then_some(body.agent_id.as_str());
+        self.known(&tenant, by, Some(&body.conversation_id))?;
         let to = match body.to {
             Some(To::Queue(queue)) => Destination::Queue {
                 queue,
@@ -517,7 +550,25 @@ impl RoutingService for Routing {
     async fn resolve(&self, request: Request<pb::ResolveRequest>) -> Result<Response<conv::Conversation>, Status> {
         let tenant = tenant_of(&request)?;
         let body = request.into_inner();
-        self.assigned_to(&tenant, &body.agent_id, &body.conversation_id)?;
+        if let Err(refused) = self.assigned_to(&tenant, &body.agent_id, &body.conversation_id) {
+            // A retried resolution after a lost answer: the conversation is resolved and off the
+            // agent's desk already.
+            if refused.code() == tonic::Code::FailedPrecondition
+                && self.resolved_by(&tenant, &body.agent_id, &body.conversation_id)
+            {
+                return self
+                    .conversations
+                    .clone()
+                    .get_conversation(for_tenant(
+                        &tenant,
+                        conv::GetConversationRequest {
+                            conversation_id: body.conversation_id,
+                        },
+                    ))
+                    .await;
+            }
+            return Err(refused);
+        }
         let resolved = self
             .conversations
             .clone()

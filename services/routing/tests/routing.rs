@@ -517,6 +517,23 @@ async fn messages_are_routed_by_rules_handed_off_queued_offered_and_assigned() {
         .expect("resolve")
         .into_inner();
     assert_eq!(resolved.status, conv::ConversationStatus::Resolved as i32);
+    let again = routing
+        .resolve(as_tenant(pb::ResolveRequest {
+            agent_id: "agt_ann".into(),
+            conversation_id: handoff.clone(),
+        }))
+        .await
+        .expect("a retried resolution answers like the first")
+        .into_inner();
+    assert_eq!(again.status, conv::ConversationStatus::Resolved as i32);
+    let unknown = routing
+        .accept_offer(as_tenant(pb::OfferRequest {
+            agent_id: "agt_nobody".into(),
+            conversation_id: second.clone(),
+        }))
+        .await
+        .expect_err("no such agent");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
     routing
         .accept_offer(as_tenant(pb::OfferRequest {
             agent_id: "agt_ann".into(),
