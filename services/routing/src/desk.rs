@@ -172,6 +172,12 @@ pub struct ConversationRouting {
     pub left: String,
     /// Its internal notes, oldest first.
     pub notes: Vec<Note>,
+    /// Whether the agent of its current assignment has answered yet.
+    #[serde(default)]
+    pub responded: bool,
+    /// Whether its current assignment passed the first-response target unanswered.
+    #[serde(default)]
+    pub response_overdue: bool,
 }
 
 impl ConversationRouting {
@@ -315,6 +321,23 @@ impl Desk {
                 conversation.left = e.reason.clone();
                 conversation.escalated.clear();
                 conversation.hold_messages.clear();
+            }
+            Payload::ConversationAssigned(e) => {
+                let conversation = self.conversations.entry(e.conversation_id.clone()).or_default();
+                conversation.responded = false;
+                conversation.response_overdue = false;
+            }
+            Payload::FirstResponded(e) => {
+                self.conversations
+                    .entry(e.conversation_id.clone())
+                    .or_default()
+                    .responded = true;
+            }
+            Payload::FirstResponseOverdue(e) => {
+                self.conversations
+                    .entry(e.conversation_id.clone())
+                    .or_default()
+                    .response_overdue = true;
             }
             Payload::NoteAdded(e) => {
                 self.conversations

@@ -134,6 +134,12 @@ pub enum Command {
         note_id: String,
         text: String,
     },
+    /// An agent posted a message to a conversation, at `at_ms`.
+    AgentReplied {
+        agent: String,
+        conversation: String,
+        at_ms: i64,
+    },
     Route(Box<Incoming>),
     /// Offers expired and escalation thresholds passed.
     Tick,
@@ -428,7 +434,10 @@ impl Inner {
                     .map(|(_, step)| c.enqueued_at_ms + queue_ms(step.after_secs, self.settings.time_scale))
             })
             .min();
-        offers.into_iter().chain(escalations).min()
+        let responses = response_deadlines(desk, self.settings.time_scale)
+            .map(|(_, _, due, _)| due)
+            .min();
+        offers.into_iter().chain(escalations).chain(responses).min()
     }
 }
 
@@ -637,6 +646,11 @@ fn decide(
                 ..Decided::default()
             })
         }
+        Command::AgentReplied {
+            agent,
+            conversation,
+            at_ms,
+        } => Ok(decide_reply(desk, agent, conversation, *at_ms, settings)),
         Command::Route(incoming) => Ok(decide_route(desk, view, incoming, now, settings)),
         Command::Tick => Ok(decide_tick(desk, now, settings)),
     }
@@ -1027,6 +1041,62 @@ fn decide_route(desk: &Desk, view: Option<&TenantView>, incoming: &Incoming, now
     }
 }
 
+/// The first answer of the assigned agent, measured against the queue's target.
+fn decide_reply(desk: &Desk, agent: &str, conversation: &str, at_ms: i64, settings: Settings) -> Decided {
+    let Some(seat) = desk.dispatcher.conversation(conversation) else {
+        return Decided::nothing();
+    };
+    let Seat::Assigned {
+        agent: assigned,
+        assigned_at_ms,
+    } = &seat.status
+    else {
+        return Decided::nothing();
+    };
+    if assigned != agent || desk.conversation(conversation).is_some_and(|c| c.responded) {
+        return Decided::nothing();
+    }
+    let target_secs = first_response_target(desk, &seat.queue);
+    let response_ms = at_ms.saturating_sub(*assigned_at_ms).max(0);
+    Decided {
+        payloads: vec![Payload::FirstResponded(pb::FirstResponded {
+            conversation_id: conversation.to_owned(),
+            agent_id: agent.to_owned(),
+            queue: seat.queue.clone(),
+            at_ms,
+            response_ms,
+            target_secs,
+            within_target: target_secs == 0 || response_ms <= queue_ms(target_secs, settings.time_scale),
+        })],
+        ..Decided::default()
+    }
+}
+
+fn first_response_target(desk: &Desk, queue: &str) -> u32 {
+    desk.dispatcher
+        .queue(queue)
+        .and_then(|q| q.config.sla.first_response_secs)
+        .unwrap_or(0)
+}
+
+/// Assigned conversations still unanswered and when their first-response target passes.
+fn response_deadlines(
+    desk: &Desk,
+    time_scale: f64,
+) -> impl Iterator<Item = (&yy_dispatch::Conversation, &str, i64, u32)> {
+    desk.dispatcher.conversations().filter_map(move |c| {
+        let Seat::Assigned { agent, assigned_at_ms } = &c.status else {
+            return None;
+        };
+        let routing = desk.conversation(&c.id);
+        if routing.is_some_and(|r| r.responded || r.response_overdue) {
+            return None;
+        }
+        let target = first_response_target(desk, &c.queue);
+        (target > 0).then(|| (c, agent.as_str(), assigned_at_ms + queue_ms(target, time_scale), target))
+    })
+}
+
 fn decide_tick(desk: &Desk, now: i64, settings: Settings) -> Decided {
     let dispatcher = &desk.dispatcher;
     let mut events: Vec<Event> = Vec::new();
@@ -1086,6 +1156,17 @@ fn decide_tick(desk: &Desk, now: i64, settings: Settings) -> Decided {
                 // It waits in another queue now, whose own steps apply from the move.
                 break;
             }
+        }
+    }
+    for (conversation, agent, due, target_secs) in response_deadlines(desk, settings.time_scale) {
+        if due <= now {
+            payloads.push(Payload::FirstResponseOverdue(pb::FirstResponseOverdue {
+                conversation_id: conversation.id.clone(),
+                agent_id: agent.to_owned(),
+                queue: conversation.queue.clone(),
+                target_secs,
+                at_ms: now,
+            }));
         }
     }
     Decided {

@@ -241,6 +241,16 @@ async fn handle(engine: Engine, delivery: Delivery) -> Outcome {
                     analysis,
                 }))
             }
+            Some(Payload::MessagePosted(posted)) if posted.role == "agent" && !posted.author_id.is_empty() => {
+                Command::AgentReplied {
+                    agent: posted.author_id.clone(),
+                    conversation: record.aggregate_id.clone(),
+                    at_ms: event
+                        .occurred_at
+                        .as_ref()
+                        .map_or_else(engine::now_ms, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+                }
+            }
             Some(Payload::ConversationStatusChanged(changed)) => {
                 let reason = match ConversationStatus::try_from(changed.to) {
                     Ok(ConversationStatus::Resolved) => "resolved",

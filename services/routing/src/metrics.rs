@@ -74,6 +74,9 @@ fn kind(payload: &Payload) -> &'static str {
         Payload::ConversationTransferred(_) => "conversation_transferred",
         Payload::SlaEscalated(_) => "sla_escalated",
         Payload::NoteAdded(_) => "note_added",
+        Payload::FirstResponded(e) if e.within_target => "first_responded_within_target",
+        Payload::FirstResponded(_) => "first_responded_late",
+        Payload::FirstResponseOverdue(_) => "first_response_overdue",
         _ => "other",
     }
 }

@@ -894,6 +894,7 @@ async fn a_waiting_conversation_escalates_on_scaled_time_across_a_restart() {
         &mut routing,
         pb::PutQueueRequest {
             queue: "backup".into(),
+            first_response_secs: 60,
             ..Default::default()
         },
     )
@@ -995,4 +996,43 @@ async fn a_waiting_conversation_escalates_on_scaled_time_across_a_restart() {
         1,
         "the hold message is posted once"
     );
+
+    // Assigned from the backup queue, whose agents should answer within a minute of queue time:
+    // the minute passes unanswered, then the late answer is measured against it.
+    let mut routing = routing;
+    put_agent(&mut routing, "agt_late", 1, &["backup"]).await;
+    set_presence(&mut routing, "agt_late", "online").await;
+    wait_state(&mut routing, &waiting, "offered").await;
+    routing
+        .accept_offer(as_tenant(pb::OfferRequest {
+            agent_id: "agt_late".into(),
+            conversation_id: waiting.clone(),
+        }))
+        .await
+        .expect("accept");
+    let overdue = eventually("the first response to be overdue", Duration::from_secs(10), || async {
+        events(&cluster.desk().await).find_map(|p| match p {
+            Payload::FirstResponseOverdue(e) if e.conversation_id == waiting => Some(e.clone()),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!((overdue.agent_id.as_str(), overdue.target_secs), ("agt_late", 60));
+    routing
+        .reply(as_tenant(pb::ReplyRequest {
+            agent_id: "agt_late".into(),
+            conversation_id: waiting.clone(),
+            text: "抱歉久等了".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("reply");
+    let answered = eventually("the first response", Duration::from_secs(10), || async {
+        events(&cluster.desk().await).find_map(|p| match p {
+            Payload::FirstResponded(e) if e.conversation_id == waiting => Some(e.clone()),
+            _ => None,
+        })
+    })
+    .await;
+    assert!(!answered.within_target && answered.response_ms >= 1000, "{answered:?}");
 }
