@@ -66,8 +66,9 @@ impl Default for UpstreamConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingSettings {
-    /// Seconds of queue time per real second, for escalation thresholds (`after_secs`). 1 in
-    /// production; drills and tests raise it so that long thresholds pass quickly.
+    /// Seconds of queue time per real second, for escalation thresholds (`after_secs`) and
+    /// first-response targets. 1 in production; drills and tests raise it so that long
+    /// thresholds pass quickly.
     pub time_scale: f64,
     /// The offer timeout of queues that rules create on first use, in milliseconds.
     pub default_offer_timeout_ms: u64,
