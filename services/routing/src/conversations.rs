@@ -40,6 +40,9 @@ pub struct ConversationInfo {
     /// The agent it was last assigned to, kept after it left them (a resolution, a transfer).
     #[serde(default)]
     pub last_agent_id: String,
+    /// Its priority (`Priority` as a number).
+    #[serde(default)]
+    pub priority: i32,
     /// Its tags.
     pub tags: Vec<String>,
     /// The latest messages, oldest first.
@@ -119,6 +122,7 @@ impl Projection for ConversationView {
                             contact_id: opened.contact_id.clone(),
                             channel: opened.channel.clone(),
                             status: ConversationStatus::Bot as i32,
+                            priority: opened.priority,
                             tags: opened.tags.clone(),
                             ..ConversationInfo::default()
                         },
@@ -143,6 +147,11 @@ impl Projection for ConversationView {
                         if !changed.agent_id.is_empty() {
                             conversation.last_agent_id = changed.agent_id.clone();
                         }
+                    }
+                }
+                Some(Payload::ConversationPriorityChanged(changed)) => {
+                    if let Some(conversation) = tenant.conversations.get_mut(id) {
+                        conversation.priority = changed.priority;
                     }
                 }
                 Some(Payload::ConversationTagsChanged(changed)) => {

@@ -168,7 +168,9 @@ impl Inner {
             None if routing.is_some_and(|r| r.left == "to_bot") => Some((ConversationStatus::Bot, String::new(), 0)),
             None => None,
         };
-        let status = desired.filter(|(status, agent, _)| *status != current || *agent != info.agent_id);
+        let status = desired.filter(|(status, agent, priority)| {
+            *status != current || *agent != info.agent_id || (*priority != 0 && *priority != info.priority)
+        });
         let tags = routing
             .map(|r| {
                 r.tags

@@ -939,6 +939,15 @@ async fn a_waiting_conversation_escalates_on_scaled_time_across_a_restart() {
     })
     .await;
     assert_eq!(raised.queue, "general");
+    eventually("the conversation's priority to follow", Duration::from_secs(10), || {
+        let mut conversations = conversations.clone();
+        let waiting = waiting.clone();
+        async move {
+            (conversation_status(&mut conversations, &waiting).await.priority == conv::Priority::High as i32)
+                .then_some(())
+        }
+    })
+    .await;
 
     // Routing dies before the next threshold; its successor keeps the schedule.
     cluster.crash_and_restart_routing().await;
