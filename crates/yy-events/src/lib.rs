@@ -347,6 +347,10 @@ mod tests {
         assert!(TypeFilter::parse("").is_err());
         assert!(TypeFilter::parse(" , ").is_err());
         assert!(TypeFilter::parse("ticket.*").is_err());
-        assert!(TypeFilter::parse("agent.*").expect("agents").matches("agent.status_changed"));
+        assert!(
+            TypeFilter::parse("agent.*")
+                .expect("agents")
+                .matches("agent.status_changed")
+        );
     }
 }

@@ -49,8 +49,7 @@ fn nullable_one_of(values: &[&str]) -> Value {
     json!({ "enum": values })
 }
 fn skills() -> Value {
-    object(&[("name", string()), ("min_level", integer())], &[])
-        .pipe(|item| json!({ "type": "array", "items": item }))
+    object(&[("name", string()), ("min_level", integer())], &[]).pipe(|item| json!({ "type": "array", "items": item }))
 }
 fn understanding() -> Value {
     json!({
@@ -160,7 +159,10 @@ fn data_schema(name: &str) -> Value {
         CONVERSATION_UPDATED => object(
             &[
                 ("conversation_id", string()),
-                ("changed", json!({ "type": "array", "items": one_of(&["priority", "tags", "attributes"]) })),
+                (
+                    "changed",
+                    json!({ "type": "array", "items": one_of(&["priority", "tags", "attributes"]) }),
+                ),
             ],
             &[
                 ("priority", one_of(PRIORITIES)),
@@ -190,7 +192,10 @@ fn data_schema(name: &str) -> Value {
         CONTACT_UPDATED => object(
             &[
                 ("contact_id", string()),
-                ("changed", json!({ "type": "array", "items": one_of(&["name", "attributes", "identities"]) })),
+                (
+                    "changed",
+                    json!({ "type": "array", "items": one_of(&["name", "attributes", "identities"]) }),
+                ),
             ],
             &[
                 ("name", string()),
@@ -205,7 +210,10 @@ fn data_schema(name: &str) -> Value {
                 ("message_id", string()),
                 ("route", one_of(&["bot", "queue"])),
                 ("queue", nullable_string()),
-                ("priority", json!({ "type": ["integer", "null"], "minimum": 1, "maximum": 10 })),
+                (
+                    "priority",
+                    json!({ "type": ["integer", "null"], "minimum": 1, "maximum": 10 }),
+                ),
                 ("skills", skills()),
                 ("rule", string()),
                 ("rules_version", integer()),
@@ -241,7 +249,10 @@ fn data_schema(name: &str) -> Value {
             &[],
         ),
         AGENT_STATUS_CHANGED => object(
-            &[("agent_id", string()), ("status", one_of(&["online", "away", "offline"]))],
+            &[
+                ("agent_id", string()),
+                ("status", one_of(&["online", "away", "offline"])),
+            ],
             &[],
         ),
         WEBHOOK_ENDPOINT_DISABLED => object(
@@ -314,7 +325,12 @@ pub(crate) fn assert_has_required_keys(event: &crate::PublicEvent) {
     let schema = data_schema(&event.event_type);
     for key in schema["required"].as_array().expect("required keys") {
         let key = key.as_str().expect("key");
-        assert!(event.data.get(key).is_some(), "{} lacks {key}: {}", event.event_type, event.data);
+        assert!(
+            event.data.get(key).is_some(),
+            "{} lacks {key}: {}",
+            event.event_type,
+            event.data
+        );
     }
 }
 
