@@ -351,7 +351,10 @@ async fn the_run_script_starts_the_whole_cluster_with_a_demo_tenant_and_stops_it
         String::from_utf8_lossy(&quickstart.stderr)
     );
     assert!(printed.contains("Where is my order?"), "{printed}");
-    assert!(printed.contains(r#""state":"waiting""#), "the handoff waits in a queue: {printed}");
+    assert!(
+        printed.contains(r#""state":"waiting""#),
+        "the handoff waits in a queue: {printed}"
+    );
 
     let stdout = script.interrupt().await;
     assert!(stdout.contains("Yiwaiwai is running"), "{stdout}");
