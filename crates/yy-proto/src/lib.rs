@@ -51,6 +51,13 @@ pub mod webhook {
     }
 }
 
+/// `yy.ticket.v1`: ticket and connector events, and the ticket API.
+pub mod ticket {
+    pub mod v1 {
+        tonic::include_proto!("yy.ticket.v1");
+    }
+}
+
 /// `yy.system.v1`: the status service every process serves.
 pub mod system {
     pub mod v1 {
