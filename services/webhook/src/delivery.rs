@@ -1,8 +1,10 @@
 //! Deliveries: one worker per endpoint, so a slow or dead endpoint holds back only itself.
 //!
 //! A worker reads its endpoint's waiting messages from the state, sends those that are due (at
-//! most `max_in_flight_per_endpoint` at once, within the endpoint's rate limit), and hands each
-//! outcome to the endpoint's recorder. The recorder appends every outcome waiting for it in one
+//! most `max_in_flight_per_endpoint` requests at once, within the endpoint's rate limit), and
+//! hands each outcome to the endpoint's recorder. A message stays out of the worker's sight from
+//! its send until its outcome is in the state, but its request slot is free as soon as the answer
+//! came, so recording never slows sending. The recorder appends every outcome waiting for it in one
 //! commit (so the log is written once per batch, not once per attempt) and, once the state
 //! includes it, lets the worker see the message again: delivered, failed, or due again at the
 //! time the attempt recorded. The next attempt's time is therefore part of the log, and a
@@ -10,6 +12,7 @@
 //! recorded when the process died is made again, with the same `webhook-id`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,8 @@ use crate::state::{Webhooks, deliveries_aggregate};
 const EXCERPT_BYTES: usize = 512;
 /// Outcomes recorded in one commit at most.
 const MAX_BATCH: usize = 256;
+/// Outcomes waiting to be recorded, per request slot, before the worker waits for the recorder.
+const UNRECORDED_PER_SLOT: usize = 8;
 /// The longest `Retry-After` honoured, before scaling.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -160,6 +165,7 @@ impl Dispatcher {
             endpoint: key.1,
             notify,
             in_flight: Arc::default(),
+            sending: Arc::default(),
             bucket: None,
         };
         self.inner.tasks.spawn(worker.run());
@@ -171,7 +177,10 @@ struct Worker {
     tenant: String,
     endpoint: String,
     notify: Arc<Notify>,
+    /// Messages sent whose outcome the state does not include yet.
     in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Requests waiting for an answer.
+    sending: Arc<std::sync::atomic::AtomicUsize>,
     bucket: Option<TokenBucket>,
 }
 
@@ -211,6 +220,7 @@ impl Worker {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(due.id.clone());
+                    self.sending.fetch_add(1, Ordering::AcqRel);
                     let attempt = Attempt {
                         inner: self.inner.clone(),
                         url: round.url.clone(),
@@ -219,8 +229,11 @@ impl Worker {
                         due,
                     };
                     let outcomes = outcomes.clone();
+                    let (sending, notify) = (self.sending.clone(), self.notify.clone());
                     self.inner.tasks.spawn(async move {
                         let outcome = attempt.send().await;
+                        sending.fetch_sub(1, Ordering::AcqRel);
+                        notify.notify_one();
                         // The recorder outlives every attempt it was handed (it stops when the
                         // last sender is gone), so this cannot fail.
                         let _ = outcomes.send(outcome);
@@ -253,11 +266,10 @@ impl Worker {
             return None;
         }
         let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let room = self
-            .inner
-            .settings
-            .max_in_flight_per_endpoint
-            .saturating_sub(in_flight.len());
+        let slots = self.inner.settings.max_in_flight_per_endpoint;
+        let room = slots
+            .saturating_sub(self.sending.load(Ordering::Acquire))
+            .min((slots * UNRECORDED_PER_SLOT).saturating_sub(in_flight.len()));
         let now = now_ms();
         let due = if room > 0 {
             endpoint.due(now, room, &in_flight)
@@ -400,6 +412,12 @@ impl Attempt {
     async fn request(&self) -> Result<(u16, String, String, Option<Duration>), String> {
         let url = parse_url(&self.url)?;
         check_literal(&url, &self.inner.policy)?;
+        if self.keys.is_empty() {
+            // An unsigned delivery would only be refused by the receiver.
+            return Err(
+                "no signing secret can be opened (webhook.secret_key changed?); rotate the endpoint's secret".into(),
+            );
+        }
         let timestamp = now_ms() / 1000;
         let body = self.due.payload.as_bytes();
         let mut headers = HeaderMap::new();

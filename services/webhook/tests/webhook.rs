@@ -1032,8 +1032,13 @@ async fn a_dead_endpoint_beside_a_healthy_one_does_not_slow_it() {
         .expect("create the dead endpoint");
     let beside = p99(delivery_latencies(&mut client, &conversation_id, &healthy, "beside", MESSAGES).await);
     let hanging = held.lock().unwrap().len();
-    eprintln!("healthy endpoint delivery p99: alone {alone:?}, beside a dead one {beside:?} ({hanging} connections held)");
-    assert!(hanging >= 10, "the dead endpoint was being tried: {hanging} connections");
+    eprintln!(
+        "healthy endpoint delivery p99: alone {alone:?}, beside a dead one {beside:?} ({hanging} connections held)"
+    );
+    assert!(
+        hanging >= 10,
+        "the dead endpoint was being tried: {hanging} connections"
+    );
     // Within 2x of its p99 alone; 100 ms of slack absorbs scheduling noise on a shared machine
     // (`make bench` measures the ratio itself).
     assert!(
