@@ -134,7 +134,10 @@ mod tests {
         let other_key = Sealer::new("another-configured-secret-0123", "test").unwrap();
         assert_eq!(other_key.open("t1/cnx_1/token", &sealed), Err(SealError::Unreadable));
         let other_purpose = Sealer::new(SECRET, "other").unwrap();
-        assert_eq!(other_purpose.open("t1/cnx_1/token", &sealed), Err(SealError::Unreadable));
+        assert_eq!(
+            other_purpose.open("t1/cnx_1/token", &sealed),
+            Err(SealError::Unreadable)
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ others refuse them as unknown keys). The binaries are the cargo packages under s
   component: ticket-sync
   binary: yy-ticket-sync
   envPrefix: YY_TICKET_SYNC
-  sections: []
+  sections: [upstream, ticket_sync]
 - key: webhook
   component: webhook
   binary: yy-webhook
