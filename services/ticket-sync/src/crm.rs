@@ -155,6 +155,34 @@ impl Crm {
         }
     }
 
+    /// The customer of a conversation, as a ticket's requester: contact id, name and email.
+    pub async fn requester_of(&self, tenant: &str, conversation_id: &str) -> Result<(String, String, String), Status> {
+        let request = as_tenant(
+            tenant,
+            conv::GetConversationRequest {
+                conversation_id: conversation_id.to_owned(),
+            },
+        )?;
+        let conversation = match self.conversations.clone().get_conversation(request).await {
+            Ok(c) => c.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                return Err(not_found("conversation", conversation_id));
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                return Err(invalid("conversation_id", status.message()));
+            }
+            Err(status) => return Err(unavailable(format!("the conversation service: {}", status.message()))),
+        };
+        let contact = self.contact(tenant, &conversation.contact_id).await?;
+        let email = contact
+            .identities
+            .iter()
+            .find(|i| i.channel == "email")
+            .map(|i| i.external_id.clone())
+            .unwrap_or_default();
+        Ok((contact.id, contact.name, email))
+    }
+
     /// The contact's profile: from the cache unless `refresh`, else from the CRM; written to the
     /// contact either way when it differs from what the contact has.
     pub async fn lookup(

@@ -191,7 +191,19 @@ impl TicketService for Tickets {
         let r = request.into_inner();
         let command_id_value = command_id(&r.command_id)?;
         let ticket_id = resource_id("tkt", &tenant, &r.command_id);
-        let requester = r.requester.unwrap_or_default();
+        let mut requester = r.requester.unwrap_or_default();
+        // A ticket from a conversation is for that conversation's customer unless told otherwise.
+        if !r.conversation_id.is_empty() && requester.contact_id.is_empty() {
+            check_id("conversation_id", "conv_", &r.conversation_id)?;
+            let (contact_id, name, email) = self.crm.requester_of(&tenant, &r.conversation_id).await?;
+            requester.contact_id = contact_id;
+            if requester.name.is_empty() {
+                requester.name = name;
+            }
+            if requester.email.is_empty() {
+                requester.email = email;
+            }
+        }
         let command = Command::Create {
             ticket_id: ticket_id.clone(),
             ticket: NewTicket {

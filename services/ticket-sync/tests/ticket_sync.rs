@@ -519,6 +519,20 @@ async fn a_ticket_from_a_conversation_reaches_the_ticket_system_and_follows_it_w
     let ticket = create_ticket(&mut tickets, "agent-ticket-1", &conversation_id, "Parcel lost").await;
     assert_eq!(ticket.status, "new");
     assert_eq!(ticket.conversation_ids, vec![conversation_id.clone()]);
+    let requester = ticket.requester.clone().unwrap();
+    assert_eq!(
+        (requester.contact_id.as_str(), requester.email.as_str()),
+        (contact_id.as_str(), "carol@example.com")
+    );
+    let missing = tickets
+        .create_ticket(as_tenant(pb::CreateTicketRequest {
+            subject: "No such conversation".into(),
+            conversation_id: "conv_missing".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("an unknown conversation");
+    assert_eq!((missing.code(), slug(&missing)), (tonic::Code::NotFound, "not-found"));
     let external = external_id(&mut tickets, &ticket.id, Duration::from_secs(15)).await;
     assert_eq!(external, "1");
     let created = system.created();
@@ -544,7 +558,18 @@ async fn a_ticket_from_a_conversation_reaches_the_ticket_system_and_follows_it_w
         .unwrap()
         .into_inner();
     assert_eq!(listed.tickets.len(), 1);
-    let _ = contact_id;
+    // Another tenant sees nothing of it.
+    let mut elsewhere = tonic::Request::new(pb::GetTicketRequest {
+        ticket_id: ticket.id.clone(),
+    });
+    elsewhere
+        .metadata_mut()
+        .insert("x-yy-tenant", "ten_other".parse().unwrap());
+    let hidden = tickets
+        .get_ticket(elsewhere)
+        .await
+        .expect_err("another tenant's ticket");
+    assert_eq!(hidden.code(), tonic::Code::NotFound);
 
     // A change here is sent; the update request shows the path to watch for echoes.
     tickets
@@ -796,6 +821,7 @@ async fn a_restart_in_the_middle_of_a_create_still_creates_the_ticket_once() {
     let external = external_id(&mut tickets, &ticket.id, Duration::from_secs(20)).await;
     assert_eq!(external, "1");
     assert_eq!(system.created().len(), 1, "created twice: {:?}", system.created());
+    assert_eq!(system.search_requests.load(Ordering::SeqCst), 1);
     assert_eq!(
         system.create_requests.load(Ordering::SeqCst),
         1,
@@ -1009,4 +1035,14 @@ async fn routing_state(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[test]
+fn a_secret_key_too_short_to_seal_with_stops_the_binary_with_code_64() {
+    let nats = NatsServer::start();
+    let mut process = ServiceProcess::start("ticket-sync", &nats, &[("TICKET_SYNC__SECRET_KEY", "sh0rt-k3y")]);
+    let status = process.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(64), "{}", process.log());
+    assert!(process.log().contains("ticket_sync.secret_key"), "{}", process.log());
+    assert!(!process.log().contains("sh0rt-k3y"), "the key itself is never printed");
 }
