@@ -3,12 +3,14 @@
 //! - `log`: event-log appends and replay against raw JetStream publishes;
 //! - `ingest`: messages posted over HTTP through the gateway and the conversation service, with
 //!   an open-loop load generator, against raw durable JetStream publishes;
-//! - `routing`: language understanding plus rules per message, against tokenising alone.
+//! - `routing`: language understanding plus rules per message, against tokenising alone;
+//! - `webhook`: signed webhook deliveries to a local receiver, against a plain HTTP POST loop.
 
 mod ingest;
 mod log;
 mod measure;
 mod routing;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +29,8 @@ enum Bench {
     Ingest(ingest::Args),
     /// Routing decisions: language understanding plus rules.
     Routing(routing::Args),
+    /// Signed webhook deliveries to a local receiver.
+    Webhook(webhook::Args),
 }
 
 #[tokio::main]
@@ -35,10 +39,12 @@ async fn main() {
         Some(Bench::Log(args)) => log::run(args).await,
         Some(Bench::Ingest(args)) => ingest::run(args).await,
         Some(Bench::Routing(args)) => routing::run(args).await,
+        Some(Bench::Webhook(args)) => webhook::run(args).await,
         None => {
             log::run(log::Args::parse_from(["log"])).await;
             ingest::run(ingest::Args::parse_from(["ingest"])).await;
             routing::run(routing::Args::parse_from(["routing"])).await;
+            webhook::run(webhook::Args::parse_from(["webhook"])).await;
         }
     }
 }

@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use tonic::Status;
-use yy_eventlog::{AppendError, EventEnvelope, EventLog, Expected, Follower, LogContext, NewCommit, Payload};
+use yy_eventlog::{
+    AppendError, Commit, EventEnvelope, EventLog, Expected, Follower, LogContext, NewCommit, Payload, Record,
+};
 use yy_proto::webhook::v1 as pb;
 
 use crate::errors::{conflict, invalid, not_found, precondition, unavailable};
+use crate::fanout::messages_for;
 use crate::now_ms;
 use crate::state::{Endpoint, Webhooks};
 
@@ -152,6 +155,38 @@ impl Endpoints {
         &self.state
     }
 
+    /// The messages that this command's own public events (`webhook.endpoint_disabled`) make
+    /// for the tenant's endpoints, recorded in the same commit, so the notice can never be lost
+    /// between the change and its messages.
+    fn notifications(
+        &self,
+        tenant: &str,
+        endpoint_id: &str,
+        command_id: &str,
+        events: &[EventEnvelope],
+    ) -> Vec<EventEnvelope> {
+        let record = Record {
+            partition: 0,
+            sequence: 0,
+            tenant_id: tenant.to_owned(),
+            aggregate_id: endpoint_id.to_owned(),
+            commit: Commit {
+                command_id: command_id.to_owned(),
+                events: events.to_vec(),
+            },
+            trace: None,
+        };
+        let state = self.state.read();
+        let Some(endpoints) = state.state.tenant(tenant) else {
+            return Vec::new();
+        };
+        messages_for(&record, endpoints)
+            .0
+            .into_iter()
+            .map(|p| envelope(tenant, "endpoint", endpoint_id, command_id, p))
+            .collect()
+    }
+
     /// Decides and records `command` on the endpoint; answers once the state includes it.
     pub async fn execute(
         &self,
@@ -170,10 +205,11 @@ impl Endpoints {
             if payloads.is_empty() {
                 return Ok(());
             }
-            let events = payloads
+            let mut events: Vec<EventEnvelope> = payloads
                 .into_iter()
                 .map(|p| envelope(tenant, "endpoint", endpoint_id, command_id, p))
                 .collect();
+            events.extend(self.notifications(tenant, endpoint_id, command_id, &events));
             let commit = NewCommit {
                 context: LogContext::WEBHOOK,
                 tenant_id: tenant.to_owned(),

@@ -1,27 +1,32 @@
 //! From public events to messages: a durable consumer of each context with public events turns
 //! every commit into one message per event and subscribed endpoint, and acknowledges the commit
-//! only once those messages are in the webhook log. A kill at any point loses nothing: an
+//! only once those messages are in the webhook log. The webhook context's own public event
+//! (`webhook.endpoint_disabled`) gets its messages in the very commit that disables the endpoint
+//! (see `endpoints`), through the same [`messages_for`]. A kill at any point loses nothing: an
 //! unacknowledged commit is delivered again, and its messages (whose ids derive from endpoint
 //! and event) are stored once.
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use yy_eventlog::{ConsumerSpec, Delivery, EventLog, Expected, LogContext, NewCommit, Outcome, Payload};
+use yy_eventlog::{ConsumerSpec, Delivery, EventLog, Expected, LogContext, NewCommit, Outcome, Payload, Record};
 use yy_proto::webhook::v1 as pb;
 
 use crate::delivery::Dispatcher;
 use crate::endpoints::{Endpoints, envelope};
+use crate::state::Tenant;
 
-/// The contexts whose public events are delivered.
-pub const SOURCES: [LogContext; 3] = [LogContext::CONV, LogContext::ROUTING, LogContext::WEBHOOK];
+/// The contexts whose public events are delivered through a consumer.
+pub const SOURCES: [LogContext; 2] = [LogContext::CONV, LogContext::ROUTING];
 
 /// The consumer of one source context.
 pub fn consumer(context: LogContext) -> ConsumerSpec {
     ConsumerSpec {
         name: "webhook".into(),
         context,
-        max_deliveries: 1_000,
+        // Only the log being unreachable makes a commit fail here, and giving up would lose its
+        // deliveries: it is retried until the log is back.
+        max_deliveries: u32::MAX,
         ack_wait: Duration::from_secs(30),
     }
 }
@@ -34,6 +39,48 @@ pub fn message_id(endpoint_id: &str, event_id: &str) -> String {
     format!("msg_{hex}")
 }
 
+/// The messages a commit makes: one per public event and active endpoint of the tenant that
+/// subscribed to its type and existed when it occurred (an endpoint hears of what happens from
+/// its registration on, not of history). Also returns the endpoints concerned.
+pub fn messages_for(record: &Record, endpoints: &Tenant) -> (Vec<Payload>, Vec<String>) {
+    let mut messages = Vec::new();
+    let mut concerned = Vec::new();
+    for envelope in &record.commit.events {
+        let Some(event) = yy_events::public_event(record, envelope) else {
+            continue;
+        };
+        let occurred_at_ms = envelope
+            .occurred_at
+            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+        let mut payload = None;
+        for endpoint in endpoints.endpoints.values() {
+            if !endpoint.is_active()
+                || occurred_at_ms < endpoint.created_at_ms
+                || !endpoint.settings.wants(&event.event_type)
+            {
+                continue;
+            }
+            // Serializing strings, numbers and maps cannot fail.
+            let payload = payload
+                .get_or_insert_with(|| serde_json::to_string(&event).unwrap_or_default())
+                .clone();
+            messages.push(Payload::WebhookMessageEnqueued(pb::MessageEnqueued {
+                message_id: message_id(&endpoint.id, &event.id),
+                endpoint_id: endpoint.id.clone(),
+                event_id: event.id.clone(),
+                event_type: event.event_type.clone(),
+                aggregate_id: event.aggregate_id.clone(),
+                payload,
+                created_at_ms: crate::now_ms(),
+            }));
+            if !concerned.contains(&endpoint.id) {
+                concerned.push(endpoint.id.clone());
+            }
+        }
+    }
+    (messages, concerned)
+}
+
 /// Records the messages one source commit makes.
 pub async fn handle(
     log: EventLog,
@@ -44,45 +91,13 @@ pub async fn handle(
 ) -> Outcome {
     let record = delivery.record;
     let tenant = record.tenant_id.clone();
-    let mut messages = Vec::new();
-    let mut woken = Vec::new();
-    {
+    let (messages, woken) = {
         let state = endpoints.state().read();
-        let Some(endpoints) = state.state.tenant(&tenant) else {
-            return Outcome::Done;
-        };
-        for envelope in &record.commit.events {
-            let Some(event) = yy_events::public_event(&record, envelope) else {
-                continue;
-            };
-            let occurred_at_ms = envelope
-                .occurred_at
-                .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-            let mut payload = None;
-            for endpoint in endpoints.endpoints.values() {
-                // An endpoint hears of what happens from its registration on, not of history.
-                if !endpoint.is_active()
-                    || occurred_at_ms < endpoint.created_at_ms
-                    || !endpoint.settings.wants(&event.event_type)
-                {
-                    continue;
-                }
-                let payload = payload
-                    .get_or_insert_with(|| serde_json::to_string(&event).unwrap_or_default())
-                    .clone();
-                messages.push(Payload::WebhookMessageEnqueued(pb::MessageEnqueued {
-                    message_id: message_id(&endpoint.id, &event.id),
-                    endpoint_id: endpoint.id.clone(),
-                    event_id: event.id.clone(),
-                    event_type: event.event_type.clone(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    payload,
-                    created_at_ms: crate::now_ms(),
-                }));
-                woken.push(endpoint.id.clone());
-            }
+        match state.state.tenant(&tenant) {
+            Some(tenant_endpoints) => messages_for(&record, tenant_endpoints),
+            None => return Outcome::Done,
         }
-    }
+    };
     if messages.is_empty() {
         return Outcome::Done;
     }
@@ -103,13 +118,16 @@ pub async fn handle(
     };
     match log.append(commit, Expected::Any).await {
         Ok(appended) => {
-            let applied = endpoints.state().applied(appended.partition, appended.sequence);
-            if tokio::time::timeout(Duration::from_secs(10), applied).await.is_ok() {
-                woken.dedup();
-                for endpoint in woken {
-                    dispatcher.wake(&tenant, &endpoint);
+            // Stored is all the acknowledgement needs; the workers look once the state has it.
+            let state = endpoints.state().clone();
+            tokio::spawn(async move {
+                let applied = state.applied(appended.partition, appended.sequence);
+                if tokio::time::timeout(Duration::from_secs(10), applied).await.is_ok() {
+                    for endpoint in woken {
+                        dispatcher.wake(&tenant, &endpoint);
+                    }
                 }
-            }
+            });
             Outcome::Done
         }
         Err(error) => Outcome::Retry {
