@@ -98,7 +98,8 @@ for i in "${!services[@]}"; do
     extra=("${prefix}AUTH__ADMIN_TOKEN=$YY_ADMIN_TOKEN"
            "${prefix}AUTH__KEY_SECRET=$YY_KEY_SECRET"
            "${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))"
-           "${prefix}UPSTREAM__ROUTING=http://127.0.0.1:$((grpc_base + 2))")
+           "${prefix}UPSTREAM__ROUTING=http://127.0.0.1:$((grpc_base + 2))"
+           "${prefix}UPSTREAM__WEBHOOK=http://127.0.0.1:$((grpc_base + 4))")
   elif [[ $service == routing ]]; then
     extra=("${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))")
   fi

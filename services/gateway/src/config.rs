@@ -62,6 +62,8 @@ pub struct UpstreamConfig {
     pub conversation: String,
     /// The routing service's gRPC URL.
     pub routing: String,
+    /// The webhook service's gRPC URL.
+    pub webhook: String,
 }
 
 impl Default for UpstreamConfig {
@@ -69,6 +71,7 @@ impl Default for UpstreamConfig {
         UpstreamConfig {
             conversation: "http://127.0.0.1:9091".into(),
             routing: "http://127.0.0.1:9092".into(),
+            webhook: "http://127.0.0.1:9094".into(),
         }
     }
 }

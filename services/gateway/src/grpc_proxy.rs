@@ -1,5 +1,5 @@
-//! The public gRPC API: the conversation and routing services' own APIs, served here for backend
-//! services.
+//! The public gRPC API: the conversation, routing and webhook services' own APIs, served here for
+//! backend services.
 //!
 //! Calls are authenticated with an API key in the `authorization` metadata and forwarded, bytes
 //! untouched, to the service behind with the key's tenant in `x-yy-tenant`. A tenant a client
@@ -20,15 +20,24 @@ use tonic::server::NamedService;
 use tonic::transport::Channel;
 use yy_proto::conversation::v1::conversation_service_server;
 use yy_proto::routing::v1::routing_service_server;
+use yy_proto::webhook::v1::webhook_service_server;
 
 use crate::AppState;
 use crate::upstream::TENANT_METADATA;
 
+/// The channels to the services behind the gateway.
+pub struct Upstreams {
+    pub conversation: Channel,
+    pub routing: Channel,
+    pub webhook: Channel,
+}
+
 /// The gRPC routes the gateway serves besides health, reflection and status.
-pub fn routes(state: AppState, conversation: Channel, routing: Channel) -> tonic::service::Routes {
+pub fn routes(state: AppState, upstreams: Upstreams) -> tonic::service::Routes {
     tonic::service::Routes::default()
-        .add_service(Proxy::<Conversation>::new(state.clone(), conversation))
-        .add_service(Proxy::<Routing>::new(state, routing))
+        .add_service(Proxy::<Conversation>::new(state.clone(), upstreams.conversation))
+        .add_service(Proxy::<Routing>::new(state.clone(), upstreams.routing))
+        .add_service(Proxy::<Webhook>::new(state, upstreams.webhook))
 }
 
 /// A service served by forwarding: its gRPC name, and how errors name it.
@@ -49,6 +58,13 @@ struct Routing;
 impl Upstream for Routing {
     const SERVICE: &'static str = routing_service_server::SERVICE_NAME;
     const LABEL: &'static str = "the routing service";
+}
+
+struct Webhook;
+
+impl Upstream for Webhook {
+    const SERVICE: &'static str = webhook_service_server::SERVICE_NAME;
+    const LABEL: &'static str = "the webhook service";
 }
 
 /// Forwards every call to `U`'s methods to `upstream`.

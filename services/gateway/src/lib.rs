@@ -1,6 +1,6 @@
 //! The gateway: the public edge (REST, gRPC, live event streams), authentication and tenancy.
-//! It owns the IAM and audit logs. Conversation and routing commands and queries are forwarded to
-//! the conversation and routing services with the caller's tenant, which only the gateway
+//! It owns the IAM and audit logs. Conversation, routing and webhook commands and queries are
+//! forwarded to the services that own them with the caller's tenant, which only the gateway
 //! establishes.
 
 pub mod config;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use yy_eventlog::{EventLog, LogContext};
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
 use yy_proto::routing::v1::routing_service_client::RoutingServiceClient;
+use yy_proto::webhook::v1::webhook_service_client::WebhookServiceClient;
 use yy_runtime::{Listeners, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
 
 pub use config::GatewayConfig;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub conversations: ConversationServiceClient<tonic::transport::Channel>,
     /// The routing service.
     pub routing: RoutingServiceClient<tonic::transport::Channel>,
+    /// The webhook service.
+    pub webhooks: WebhookServiceClient<tonic::transport::Channel>,
     /// The event log (idempotency records, live events).
     pub log: EventLog,
     /// The gateway's own settings.
@@ -53,10 +56,12 @@ pub async fn run(
         let iam = iam::Iam::start(&started, &gateway.auth).await?;
         let conversation = upstream::channel(&gateway.upstream.conversation)?;
         let routing = upstream::channel(&gateway.upstream.routing)?;
+        let webhook = upstream::channel(&gateway.upstream.webhook)?;
         let state = AppState {
             iam,
             conversations: ConversationServiceClient::new(conversation.clone()),
             routing: RoutingServiceClient::new(routing.clone()),
+            webhooks: WebhookServiceClient::new(webhook.clone()),
             log: started.log.clone(),
             config: gateway,
         };
@@ -68,7 +73,12 @@ pub async fn run(
                 .with_state(state.clone()),
             &state,
         );
-        let grpc = grpc_proxy::routes(state, conversation, routing);
+        let upstreams = grpc_proxy::Upstreams {
+            conversation,
+            routing,
+            webhook,
+        };
+        let grpc = grpc_proxy::routes(state, upstreams);
         Ok(ServiceParts { http, grpc })
     })
     .await

@@ -5,7 +5,8 @@
 //! `api.idempotency_ttl_secs`. A later request with the same key and the same method, path and
 //! body gets the stored response again, marked `Idempotent-Replayed: true`; with another request
 //! it gets 422 `idempotency-key-reused`; while the first is still being carried out, 409
-//! `idempotency-key-in-use`. Failures the client may retry (5xx, `conflict`) are not stored.
+//! `idempotency-key-in-use`. Failures the client may retry (5xx, `conflict`) are not stored, nor
+//! are responses marked [`ShownOnce`] (they hold a secret); the key is released for those.
 //!
 //! Keys are scoped to the caller: an API key's tenant, or the admin. A request without valid
 //! credentials is passed through untouched (it is refused anyway) and stores nothing.
@@ -62,6 +63,13 @@ pub struct CommandId {
     /// Hex SHA-256 of the scope, the key and the request's fingerprint.
     pub command_id: String,
 }
+
+/// A response extension marking an answer that shows a secret once (such as a webhook signing
+/// secret). It is never stored: the service keeps such secrets only sealed, and a plain copy in
+/// the idempotency bucket would defeat that. A retry reaches the service again instead, which
+/// recognises the command id.
+#[derive(Debug, Clone, Copy)]
+pub struct ShownOnce;
 
 /// The idempotency layer's state: the gateway's state and the bucket, opened on first use.
 #[derive(Debug, Clone)]
@@ -318,7 +326,7 @@ async fn settle(bucket: &KvBucket, key: &str, revision: u64, fingerprint: &str, 
         }
     };
     let retryable = parts.status.is_server_error() || is_conflict_problem(&parts.headers, &body);
-    if retryable {
+    if retryable || parts.extensions.get::<ShownOnce>().is_some() {
         release(bucket, key, revision).await;
     } else {
         let header = |name| {

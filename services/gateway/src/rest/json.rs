@@ -46,14 +46,47 @@ impl<S: Send + Sync> FromRequest<S> for JsonObjectText {
     }
 }
 
+/// A JSON body that may be left out: no body, or an empty one, is `None`; anything else is read
+/// like [`Json`] and refused for the same reasons.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = is_json(request.headers());
+        let bytes = read_bytes(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !declared_json {
+            return Err(unsupported_media_type());
+        }
+        parse(&bytes).map(|value| OptionalJson(Some(value)))
+    }
+}
+
+fn unsupported_media_type() -> Problem {
+    Problem::new(
+        ProblemKind::UnsupportedMediaType,
+        "send the body with `Content-Type: application/json`",
+    )
+}
+
 /// The body of a request that says it is JSON.
 async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
     if !is_json(request.headers()) {
-        return Err(Problem::new(
-            ProblemKind::UnsupportedMediaType,
-            "send the body with `Content-Type: application/json`",
-        ));
+        return Err(unsupported_media_type());
     }
+    read_bytes(request, state).await
+}
+
+async fn read_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
     Bytes::from_request(request, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(

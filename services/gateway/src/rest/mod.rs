@@ -1,5 +1,5 @@
-//! The REST API under `/v1`: thin handlers over the conversation and routing services' gRPC
-//! APIs, plus what wraps the whole HTTP API (request ids, the body limit, problem documents,
+//! The REST API under `/v1`: thin handlers over the conversation, routing and webhook services'
+//! gRPC APIs, plus what wraps the whole HTTP API (request ids, the body limit, problem documents,
 //! idempotency keys).
 //!
 //! JSON is snake_case; enums are lowercase strings; times are RFC 3339. Request bodies refuse
@@ -17,6 +17,8 @@ mod openapi;
 mod query;
 mod routing;
 mod routing_model;
+mod webhooks;
+mod webhooks_model;
 
 pub(crate) use json::Json;
 pub(crate) use layers::REQUEST_ID as REQUEST_ID_HEADER;
@@ -73,6 +75,20 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::transfer))
         .routes(routes!(agents::resolve))
         .routes(routes!(agents::list_notes))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::enable_endpoint))
+        .routes(routes!(webhooks::disable_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_messages))
+        .routes(routes!(webhooks::list_endpoint_attempts))
+        .routes(routes!(webhooks::list_message_attempts))
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(webhooks::list_event_types))
         .routes(routes!(openapi_json))
 }
 

@@ -42,6 +42,7 @@ const COMMITTED_PATH: &str = "openapi/openapi.json";
         (name = "queues", description = "Queues of conversations waiting for agents, and where a conversation stands in them"),
         (name = "agents", description = "Agents: skills, languages, capacity and presence"),
         (name = "agent workspace", description = "An agent's offers and conversations: accept, reply, note, transfer, resolve"),
+        (name = "webhooks", description = "Endpoints that receive the tenant's events as signed HTTP POSTs (Standard Webhooks): their messages, delivery attempts and replays, and the event catalogue"),
         (name = "meta", description = "This description"),
     )
 )]
@@ -401,6 +402,22 @@ mod tests {
             ("/v1/agents/{agent_id}/conversations/{conversation_id}/notes", "post"),
             ("/v1/agents/{agent_id}/conversations/{conversation_id}/transfer", "post"),
             ("/v1/agents/{agent_id}/conversations/{conversation_id}/resolve", "post"),
+            ("/v1/webhooks/endpoints", "post"),
+            ("/v1/webhooks/endpoints", "get"),
+            ("/v1/webhooks/endpoints/{endpoint_id}", "get"),
+            ("/v1/webhooks/endpoints/{endpoint_id}", "patch"),
+            ("/v1/webhooks/endpoints/{endpoint_id}", "delete"),
+            ("/v1/webhooks/endpoints/{endpoint_id}/enable", "post"),
+            ("/v1/webhooks/endpoints/{endpoint_id}/disable", "post"),
+            ("/v1/webhooks/endpoints/{endpoint_id}/rotate-secret", "post"),
+            ("/v1/webhooks/endpoints/{endpoint_id}/messages", "get"),
+            ("/v1/webhooks/endpoints/{endpoint_id}/attempts", "get"),
+            (
+                "/v1/webhooks/endpoints/{endpoint_id}/messages/{message_id}/attempts",
+                "get",
+            ),
+            ("/v1/webhooks/endpoints/{endpoint_id}/replay", "post"),
+            ("/v1/webhooks/event-types", "get"),
             ("/v1/openapi.json", "get"),
         ];
         for (path, method) in expected {
@@ -447,6 +464,15 @@ mod tests {
             "EscalationStep",
             "RoutingStatus",
             "Note",
+            "Endpoint",
+            "CreatedEndpoint",
+            "CreateEndpoint",
+            "UpdateEndpoint",
+            "WebhookMessage",
+            "Attempt",
+            "Replay",
+            "Replayed",
+            "EventType",
         ] {
             assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
         }

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 
 use crate::problem::{Problem, ProblemKind};
 use crate::rest::model::{Priority, Status};
+use crate::rest::webhooks_model::{MessageStatus, parse_time_ms};
 
 /// The largest page.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -171,6 +172,104 @@ impl ConversationFilter {
     }
 }
 
+/// The largest list of webhook messages or attempts.
+pub const MAX_WEBHOOK_LIST: u32 = 1000;
+
+/// Filters of an endpoint's message list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageFilter {
+    /// Only messages with this status. All when not given.
+    pub status: Option<MessageStatus>,
+    /// Only messages made at or after this time (RFC 3339).
+    #[param(example = "2025-05-20T00:00:00Z")]
+    pub since: Option<String>,
+    /// At most this many, 1 to 1000; 100 when not given.
+    #[param(minimum = 1, maximum = 1000, example = 100)]
+    pub limit: Option<u32>,
+    /// `true` includes each message's body (the event's JSON).
+    pub with_payload: Option<bool>,
+}
+
+/// The parsed message filter: status name, time in ms (0: all), limit (0: the default), and
+/// whether bodies are wanted.
+pub struct MessageQuery {
+    pub status: Option<MessageStatus>,
+    pub since_ms: i64,
+    pub limit: u32,
+    pub with_payload: bool,
+}
+
+impl MessageFilter {
+    /// The filter of an endpoint's message list.
+    pub fn parse(query: &QueryPairs) -> Result<MessageQuery, Problem> {
+        query.check_known(&["status", "since", "limit", "with_payload"])?;
+        let status = match query.single("status")? {
+            None | Some("") => None,
+            Some(name) => match MessageStatus::ALL.iter().find(|(n, _)| *n == name) {
+                Some((_, status)) => Some(*status),
+                None => {
+                    return Err(invalid(format!(
+                        "status {:?} is not one of: {}",
+                        name.chars().take(32).collect::<String>(),
+                        MessageStatus::ALL.map(|(n, _)| n).join(", ")
+                    )));
+                }
+            },
+        };
+        let since_ms = match query.single("since")? {
+            None | Some("") => 0,
+            Some(since) => parse_time_ms("since", since)?,
+        };
+        let with_payload = match query.single("with_payload")? {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "with_payload must be true or false, got {:?}",
+                    other.chars().take(32).collect::<String>()
+                )));
+            }
+        };
+        Ok(MessageQuery {
+            status,
+            since_ms,
+            limit: parse_limit(query)?,
+            with_payload,
+        })
+    }
+}
+
+/// How many attempts to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptFilter {
+    /// At most this many, 1 to 1000; 100 when not given.
+    #[param(minimum = 1, maximum = 1000, example = 100)]
+    pub limit: Option<u32>,
+}
+
+impl AttemptFilter {
+    /// The limit for the webhook service, where 0 means its default.
+    pub fn parse(query: &QueryPairs) -> Result<u32, Problem> {
+        query.check_known(&["limit"])?;
+        parse_limit(query)
+    }
+}
+
+fn parse_limit(query: &QueryPairs) -> Result<u32, Problem> {
+    match query.single("limit")? {
+        None => Ok(0),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(limit) if (1..=MAX_WEBHOOK_LIST).contains(&limit) => Ok(limit),
+            _ => Err(invalid(format!(
+                "limit must be a whole number from 1 to {MAX_WEBHOOK_LIST}, got {:?}",
+                raw.chars().take(32).collect::<String>()
+            ))),
+        },
+    }
+}
+
 fn invalid(detail: String) -> Problem {
     Problem::new(ProblemKind::ValidationFailed, detail)
 }
@@ -214,5 +313,32 @@ mod tests {
             assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{problem:?}");
         }
         assert!(Paging::parse(&pairs(&[("status", "bot")])).is_err());
+    }
+
+    #[test]
+    fn webhook_message_filters_are_parsed_naming_mistakes() {
+        let parsed = MessageFilter::parse(&pairs(&[
+            ("status", "failed"),
+            ("since", "2025-05-20T08:30:00Z"),
+            ("limit", "1000"),
+            ("with_payload", "true"),
+        ]))
+        .expect("valid");
+        assert_eq!(parsed.status, Some(MessageStatus::Failed));
+        assert_eq!(parsed.since_ms, 1_747_729_800_000);
+        assert_eq!(parsed.limit, 1000);
+        assert!(parsed.with_payload);
+        for (query, needle) in [
+            (vec![("status", "lost")], "status"),
+            (vec![("since", "today")], "since"),
+            (vec![("limit", "0")], "limit"),
+            (vec![("limit", "1001")], "limit"),
+            (vec![("with_payload", "yes")], "with_payload"),
+            (vec![("statuses", "failed")], "statuses"),
+        ] {
+            let problem = MessageFilter::parse(&pairs(&query)).map(|_| ()).expect_err(needle);
+            assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{problem:?}");
+        }
+        assert!(AttemptFilter::parse(&pairs(&[("status", "failed")])).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The gateway against a real nats-server and real conversation and routing services, all
-//! in-process.
+//! The gateway against a real nats-server and real conversation, routing and webhook services,
+//! all in-process.
 
 mod grpc;
 mod iam;
@@ -8,3 +8,4 @@ mod rest;
 mod restart;
 mod routing;
 mod support;
+mod webhooks;

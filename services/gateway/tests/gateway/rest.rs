@@ -915,10 +915,20 @@ struct Case {
 
 #[tokio::test]
 async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
-    let cluster = Cluster::start_with_routing().await;
+    let cluster = Cluster::start_with_webhooks(true).await;
     let acme = Tenant::create(&cluster, "Acme").await;
     let globex = Tenant::create(&cluster, "Globex").await;
     let agent_id = "agt_acme";
+    // Nothing listens there: the one message it gets fails for good within a second, after
+    // which the endpoint, its messages and attempts stay as they are.
+    let endpoint = acme
+        .post(
+            "/v1/webhooks/endpoints",
+            json!({"url": "http://127.0.0.1:9/hook", "event_types": ["conversation.created"]}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
     acme.put(
         &format!("/v1/agents/{agent_id}"),
         json!({"name": "Acme's agent", "capacity": {"web": 1}}),
@@ -933,10 +943,25 @@ async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
     acme.message(&conversation_id, "private").await;
     let globex_contact = globex.contact("web", "visitor-globex").await;
     let globex_contact_id = globex_contact["id"].as_str().unwrap().to_owned();
+    let webhook_messages = format!("/v1/webhooks/endpoints/{endpoint_id}/messages");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let message_id = loop {
+        let failed = acme
+            .get(&format!("{webhook_messages}?status=failed"))
+            .await
+            .expect(StatusCode::OK);
+        if let Some(id) = failed["messages"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the webhook message never failed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
 
     let snapshot = |tenant: Tenant| {
         let contact_id = contact_id.clone();
         let conversation_id = conversation_id.clone();
+        let endpoint_id = endpoint_id.clone();
+        let webhook_messages = webhook_messages.clone();
         async move {
             (
                 tenant
@@ -955,6 +980,15 @@ async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
                     .expect(StatusCode::OK),
                 tenant
                     .get(&format!("/v1/conversations/{conversation_id}/routing"))
+                    .await
+                    .expect(StatusCode::OK),
+                tenant
+                    .get(&format!("/v1/webhooks/endpoints/{endpoint_id}"))
+                    .await
+                    .expect(StatusCode::OK),
+                tenant.get(&webhook_messages).await.expect(StatusCode::OK),
+                tenant
+                    .get(&format!("/v1/webhooks/endpoints/{endpoint_id}/attempts"))
                     .await
                     .expect(StatusCode::OK),
             )
@@ -988,7 +1022,9 @@ async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
             let path = template
                 .replace("{contact_id}", &contact_id)
                 .replace("{conversation_id}", &conversation_id)
-                .replace("{agent_id}", agent_id);
+                .replace("{agent_id}", agent_id)
+                .replace("{endpoint_id}", &endpoint_id)
+                .replace("{message_id}", &message_id);
             assert!(!path.contains('{'), "a parameter of {template} has no id to use");
             let body = match (method.as_str(), template.as_str()) {
                 ("get", _) => None,
@@ -1020,6 +1056,17 @@ async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
                 ("post", "/v1/agents/{agent_id}/conversations/{conversation_id}/transfer") => {
                     Some(json!({ "bot": true }))
                 }
+                ("patch", "/v1/webhooks/endpoints/{endpoint_id}") => Some(json!({ "description": "not yours" })),
+                ("delete", "/v1/webhooks/endpoints/{endpoint_id}") => None,
+                (
+                    "post",
+                    "/v1/webhooks/endpoints/{endpoint_id}/enable"
+                    | "/v1/webhooks/endpoints/{endpoint_id}/disable"
+                    | "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret",
+                ) => None,
+                ("post", "/v1/webhooks/endpoints/{endpoint_id}/replay") => {
+                    Some(json!({ "since": "2000-01-01T00:00:00Z" }))
+                }
                 (method, template) => panic!("no case for {method} {template}: add one"),
             };
             cases.push(Case {
@@ -1037,6 +1084,12 @@ async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
         template: "/v1/contacts/{own}/merge with the other's source".into(),
         path: format!("/v1/contacts/{globex_contact_id}/merge"),
         body: Some(json!({ "source_contact_id": contact_id })),
+    });
+    cases.push(Case {
+        method: Method::POST,
+        template: "/v1/webhooks/endpoints/{endpoint_id}/replay of one message".into(),
+        path: format!("/v1/webhooks/endpoints/{endpoint_id}/replay"),
+        body: Some(json!({ "message_id": message_id })),
     });
     cases.push(Case {
         method: Method::GET,

@@ -1,5 +1,5 @@
-//! A gateway and a conversation service (and, for the routing tests, a routing service) started
-//! in-process against a fresh nats-server.
+//! A gateway and a conversation service (and, for the routing and webhook tests, a routing or
+//! webhook service) started in-process against a fresh nats-server.
 
 #![allow(dead_code)]
 
@@ -12,6 +12,7 @@ use yy_gateway::GatewayConfig;
 use yy_routing::RoutingConfig;
 use yy_runtime::{Listeners, RunError, Secret, ServiceConfig};
 use yy_testkit::{NatsServer, RunningService, spawn_service};
+use yy_webhook::{WebhookConfig, WebhookSettings};
 
 /// The admin token the test gateway is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -29,6 +30,7 @@ pub struct Cluster {
     pub nats: NatsServer,
     pub conversation: Option<RunningService<RunError>>,
     pub routing: Option<RunningService<RunError>>,
+    pub webhook: Option<RunningService<RunError>>,
     pub gateway: Option<RunningService<RunError>>,
     pub http: reqwest::Client,
     conversation_config: ServiceConfig<ConversationConfig>,
@@ -68,6 +70,19 @@ impl Cluster {
         cluster
     }
 
+    /// Starts everything with a webhook service too (and a routing service with `routing`), and
+    /// waits until all are ready.
+    pub async fn start_with_webhooks(routing: bool) -> Cluster {
+        let mut cluster = Cluster::new();
+        cluster.start_conversation().await;
+        if routing {
+            cluster.start_routing().await;
+        }
+        cluster.start_webhook().await;
+        cluster.start_gateway().await;
+        cluster
+    }
+
     fn new() -> Cluster {
         let nats = NatsServer::start();
         let conversation_config = common::<ConversationConfig>(&nats);
@@ -75,6 +90,7 @@ impl Cluster {
             nats,
             conversation: None,
             routing: None,
+            webhook: None,
             gateway: None,
             http: reqwest::Client::new(),
             conversation_config,
@@ -92,6 +108,29 @@ impl Cluster {
         .await;
         wait_ready(&format!("http://{}/readyz", running.http)).await;
         self.routing = Some(running);
+    }
+
+    /// Starts the webhook service: loopback receivers allowed, and a short retry schedule (one
+    /// retry 5 s of schedule later, at 50x) so that a message fails for good within a second.
+    pub async fn start_webhook(&mut self) {
+        let mut config = common::<WebhookConfig>(&self.nats);
+        config.extra = WebhookConfig {
+            webhook: WebhookSettings {
+                secret_key: Secret::new("gateway-test-webhook-secret-key-0123456789"),
+                retry_schedule_secs: vec![5],
+                retry_jitter: 0.0,
+                time_scale: 50.0,
+                timeout_secs: 2,
+                allow_cidrs: vec!["127.0.0.0/8".into()],
+                ..WebhookSettings::default()
+            },
+        };
+        let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
+            yy_webhook::run(config, Listeners { http, grpc }, shutdown)
+        })
+        .await;
+        wait_ready(&format!("http://{}/readyz", running.http)).await;
+        self.webhook = Some(running);
     }
 
     /// Starts (or restarts) the conversation service.
@@ -129,6 +168,9 @@ impl Cluster {
         config.extra.upstream.conversation = format!("http://{upstream}");
         if let Some(routing) = &self.routing {
             config.extra.upstream.routing = format!("http://{}", routing.grpc);
+        }
+        if let Some(webhook) = &self.webhook {
+            config.extra.upstream.webhook = format!("http://{}", webhook.grpc);
         }
         let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
             yy_gateway::run(config, Listeners { http, grpc }, shutdown)
@@ -179,6 +221,9 @@ impl Cluster {
         }
         if let Some(routing) = self.routing.take() {
             routing.stop().await.expect("routing stops cleanly");
+        }
+        if let Some(webhook) = self.webhook.take() {
+            webhook.stop().await.expect("webhook stops cleanly");
         }
         if let Some(conversation) = self.conversation.take() {
             conversation.stop().await.expect("conversation stops cleanly");
