@@ -1098,3 +1098,53 @@ async fn ordered_endpoints_deliver_a_conversations_messages_in_order() {
     assert!(received.iter().all(|r| r.signature_ok));
     webhook.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_days_is_disabled_on_scaled_time() {
+    let nats = NatsServer::start();
+    let conversation = start_conversation(&nats).await;
+    // A million times faster: retries every 10 h come every 36 ms, five days last 432 ms.
+    let mut failing_settings = settings(&[36_000; 40], 1_000_000.0);
+    failing_settings.disable_after_days = 5.0;
+    let webhook = start_webhook(&nats, failing_settings).await;
+    let mut api = webhooks(format!("http://{}", webhook.grpc)).await;
+    let (failing, watcher) = (Receiver::start().await, Receiver::start().await);
+    let created = create_endpoint(&mut api, &failing.url(), &["message.created"])
+        .await
+        .expect("create");
+    let endpoint = created.endpoint.expect("endpoint").endpoint_id;
+    let notices = create_endpoint(&mut api, &watcher.url(), &["webhook.endpoint_disabled"])
+        .await
+        .expect("create the watcher");
+    watcher.trust(&notices.secret);
+    failing.answer(|_, _, _| (500, Vec::new()));
+    let mut client = conversations(&conversation).await;
+    let conversation_id = open_conversation(&mut client, "failing").await;
+    post(&mut client, &conversation_id, "never taken").await;
+
+    let notice = eventually("webhook.endpoint_disabled", Duration::from_secs(15), || {
+        let watcher = watcher.clone();
+        async move { watcher.received().into_iter().next() }
+    })
+    .await;
+    assert!(notice.signature_ok);
+    assert_eq!(notice.body["data"]["endpoint_id"], endpoint.as_str());
+    assert_eq!(notice.body["data"]["reason"], "failing");
+    let state = api
+        .get_endpoint(as_tenant(pb::GetEndpointRequest {
+            endpoint_id: endpoint.clone(),
+        }))
+        .await
+        .expect("get")
+        .into_inner();
+    assert!(!state.enabled);
+    assert_eq!(state.disabled_reason, "failing");
+    assert!(state.failing_since_ms > 0);
+    // It failed for (scaled) days, not a single attempt: several were made first.
+    let tries = failing.received().len();
+    assert!(tries >= 5, "{tries} attempts before disabling");
+    // Disabled, it is not tried again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(failing.received().len() <= tries + 1);
+    webhook.stop().await.expect("stop");
+}
