@@ -600,12 +600,13 @@ def check_gateway(name, values, d, c, prefix, by_kind, pods):
 
 # component -> the components allowed to reach its grpc port. Those APIs take the tenant from
 # the caller's x-yy-tenant metadata unchecked.
-GRPC_CALLERS = {"conversation": {"gateway", "routing"}, "routing": {"gateway"}}
+GRPC_CALLERS = {"conversation": {"gateway", "routing"}, "routing": {"gateway"},
+                "webhook": {"gateway"}}
 
 
 def check_network_policy(name, values, by_kind, pods, containers):
-    """Only the allowed callers' pods reach the conversation and routing pods' grpc port; http
-    stays open."""
+    """Only the allowed callers' pods reach the conversation, routing and webhook pods' grpc
+    port; http stays open."""
     for target, callers in GRPC_CALLERS.items():
         check_grpc_callers(name, values, by_kind, pods, containers, target, callers)
 
@@ -715,7 +716,8 @@ def check_rendering(name, values, objs):
                 problem(where, f"{var} names no config field of {binary}")
         required = ["NATS__URL", "HTTP__LISTEN", "GRPC__LISTEN", "EVENTLOG__REPLICAS"]
         if binary == "yy-gateway":
-            required += ["AUTH__KEY_SECRET", "UPSTREAM__CONVERSATION", "UPSTREAM__ROUTING"]
+            required += ["AUTH__KEY_SECRET", "UPSTREAM__CONVERSATION", "UPSTREAM__ROUTING",
+                         "UPSTREAM__WEBHOOK"]
         if binary == "yy-routing":
             required += ["UPSTREAM__CONVERSATION"]
         for var in required:

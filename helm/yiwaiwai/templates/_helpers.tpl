@@ -214,7 +214,8 @@ gateway's and routing's upstreams), under the shared `config`, under the service
 {{- if eq .component "gateway" -}}
 {{- $_ := set $derived "upstream" (dict
       "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
-      "routing" (printf "http://%s-routing:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
+      "routing" (printf "http://%s-routing:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
+      "webhook" (printf "http://%s-webhook:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
 {{- else if eq .component "routing" -}}
 {{- $_ := set $derived "upstream" (dict
       "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
