@@ -204,6 +204,13 @@ pub(crate) fn spec_from_value(value: Value) -> Result<Parsed, Vec<FlowError>> {
             "a flow must be an object",
         )]);
     }
+    if value.get("triggers").is_some_and(Value::is_array) {
+        return Err(vec![FlowError::whole(
+            "triggers",
+            FlowErrorKind::Shape,
+            "expected an object, not a list",
+        )]);
+    }
     let envelope: Envelope = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = path_of(e.path());
         vec![FlowError::whole(path, FlowErrorKind::Shape, e.into_inner().to_string())]
@@ -241,6 +248,10 @@ pub(crate) fn spec_from_value(value: Value) -> Result<Parsed, Vec<FlowError>> {
                 continue;
             }
         };
+        if let Some(path) = array_for_object(&map) {
+            errors.push(fail(&path, "expected an object, not a list".to_owned()));
+            continue;
+        }
         let body = Value::Object(map);
         let read = match kind.as_str() {
             "say" => node(body, NodeSpec::Say),
@@ -282,6 +293,45 @@ pub(crate) fn spec_from_value(value: Value) -> Result<Parsed, Vec<FlowError>> {
         unreadable,
         errors,
     })
+}
+
+/// serde reads a struct from a list too, by position (`"card": ["title"]`); the format only has
+/// objects there, so such a list is refused before serde reads it. Returns the path of the
+/// first one.
+fn items(value: Option<&Value>) -> &[Value] {
+    value.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+fn array_for_object(node: &Map<String, Value>) -> Option<String> {
+    let list = |v: Option<&Value>| v.is_some_and(Value::is_array);
+    for field in ["card", "request"] {
+        if list(node.get(field)) {
+            return Some(field.to_owned());
+        }
+    }
+    let card = node.get("card");
+    for (i, button) in items(card.and_then(|c| c.get("buttons"))).iter().enumerate() {
+        if button.is_array() {
+            return Some(format!("card.buttons[{i}]"));
+        }
+    }
+    for (i, case) in items(node.get("cases")).iter().enumerate() {
+        if case.is_array() {
+            return Some(format!("cases[{i}]"));
+        }
+    }
+    let validate = node.get("validate");
+    for rule in ["number", "date", "text"] {
+        if list(validate.and_then(|v| v.get(rule))) {
+            return Some(format!("validate.{rule}"));
+        }
+    }
+    for (i, option) in items(validate.and_then(|v| v.get("choice"))).iter().enumerate() {
+        if option.is_array() {
+            return Some(format!("validate.choice[{i}]"));
+        }
+    }
+    None
 }
 
 fn node<T: serde::de::DeserializeOwned>(body: Value, wrap: fn(T) -> NodeSpec) -> Result<NodeSpec, (String, String)> {

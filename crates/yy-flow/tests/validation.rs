@@ -217,3 +217,35 @@ fn choice_answers_must_not_choose_two_options() {
     let err = find(&e, FlowErrorKind::Duplicate);
     assert_eq!(err.path, "validate.choice[1].synonyms[0]");
 }
+
+#[test]
+fn a_list_where_an_object_belongs_is_refused() {
+    for (node, path) in [
+        (
+            json!({"id": "a", "type": "say", "text": "x", "card": [{"zh": "t"}]}),
+            "card",
+        ),
+        (
+            json!({"id": "a", "type": "say", "text": "x", "card": {"title": "t", "buttons": [["l", "u"]]}}),
+            "card.buttons[0]",
+        ),
+        (
+            json!({"id": "a", "type": "branch", "cases": [[{"channel": "web"}, "a"]], "default": "a"}),
+            "cases[0]",
+        ),
+        (
+            json!({"id": "a", "type": "ask", "slot": "x", "prompt": "?", "validate": {"number": [1, 2]}, "next": "a", "on_invalid": "a"}),
+            "validate.number",
+        ),
+        (
+            json!({"id": "a", "type": "ask", "slot": "x", "prompt": "?", "validate": {"choice": [["yes", []]]}, "next": "a", "on_invalid": "a"}),
+            "validate.choice[0]",
+        ),
+    ] {
+        let e = errors(json!([node]));
+        assert_eq!((e[0].kind, e[0].path.as_str()), (FlowErrorKind::Shape, path), "{e:?}");
+    }
+    let e =
+        Flow::parse_json(r#"{"id": "t", "version": 1, "start": "a", "triggers": [["x"]], "nodes": []}"#).unwrap_err();
+    assert_eq!(e[0].path, "triggers");
+}
