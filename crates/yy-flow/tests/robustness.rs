@@ -267,3 +267,42 @@ fn arbitrary_recordings_replay_without_panicking() {
         assert!(yy_flow::diff(&t, &t).is_empty());
     }
 }
+
+#[test]
+fn tampered_states_are_refused_or_resumed_without_panicking() {
+    let flow = Flow::parse_json(include_str!("../examples/order_status.json")).unwrap();
+    let ids = flow.node_ids().map(str::to_owned).collect::<Vec<_>>();
+    let mut rng = Rng(0x0bad_c0de_0bad_c0de);
+    let ctx = Context::default();
+    let start = Engine::start(&flow, &ctx, None).state;
+    for _ in 0..500 {
+        let mut state = start.clone();
+        let node = if rng.below(5) == 0 {
+            rng.text()
+        } else {
+            ids[rng.below(ids.len())].clone()
+        };
+        state.status = match rng.below(4) {
+            0 => Status::AwaitingMessage {
+                node,
+                attempts: rng.below(256) as u8,
+            },
+            1 => Status::AwaitingCall {
+                node,
+                attempt: rng.below(10) as u32,
+            },
+            2 => Status::AwaitingKb { node },
+            _ => Status::Finished {
+                node,
+                outcome: yy_flow::Outcome::Stopped,
+            },
+        };
+        if rng.below(3) == 0 {
+            state.slots.insert("order_number".into(), rng.value(0));
+        }
+        let input = random_input(&mut rng, &state);
+        if let Ok(step) = Engine::resume(&flow, &state, &ctx, input) {
+            assert!(!step.visited.is_empty());
+        }
+    }
+}
