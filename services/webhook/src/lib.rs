@@ -51,7 +51,9 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let settings = config.extra.webhook.clone();
     let policy = Arc::new(settings.policy()?);
-    let sealer = Arc::new(sealing::Sealer::new(settings.secret_key.expose()));
+    let sealer = sealing::Sealer::new(settings.secret_key.expose())
+        .map_err(|e| yy_runtime::ConfigError::Invalid(format!("webhook.secret_key: {e}")))?;
+    let sealer = Arc::new(sealer);
     if !sealer.is_configured() {
         tracing::warn!("webhook.secret_key is not set: endpoints cannot be created until it is");
     }
