@@ -7,5 +7,6 @@ mod live;
 mod rest;
 mod restart;
 mod routing;
+mod subscriber;
 mod support;
 mod webhooks;
