@@ -9,7 +9,9 @@
 //!   rephrase Chinese with different compounds ("退掉" for "退货", "邮费" for "运费") that share
 //!   characters but no segmented word; the grams let those still meet.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use tantivy::tokenizer::Token;
 
@@ -72,16 +74,155 @@ pub(crate) fn is_han(c: char) -> bool {
         | 0xF900..=0xFAFF | 0x2F800..=0x2FA1F | 0x30000..=0x323AF)
 }
 
-/// The word terms of `text`, in reading order.
+/// The word terms of `text`, in reading order, each synonym read as its group's first form
+/// ([`Lexicon`]).
+#[cfg(test)]
 pub(crate) fn words(text: &str) -> Vec<Term> {
-    yy_nlu::tokenize(text)
+    words_with(text, true)
+}
+
+/// [`words`], optionally without the synonym lexicon (for evaluation).
+pub(crate) fn words_with(text: &str, synonyms: bool) -> Vec<Term> {
+    let tokens: Vec<yy_nlu::Token> = yy_nlu::tokenize(text)
         .into_iter()
-        .filter(|t| !t.stop && t.kind != yy_nlu::TokenKind::Emoji && !KB_STOP_WORDS.contains(&t.text.as_str()))
-        .map(|t| Term {
-            text: t.text,
-            span: t.span,
-        })
-        .collect()
+        .filter(|t| t.kind != yy_nlu::TokenKind::Emoji)
+        .collect();
+    let lexicon = lexicon();
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if synonyms && let Some((len, canonical)) = lexicon.longest_match(text, &tokens[i..]) {
+            out.push(Term {
+                text: canonical.to_owned(),
+                span: tokens[i].span.start..tokens[i + len - 1].span.end,
+            });
+            // A phrase's own words stay too: "shipping fee" is postage, and still shipping.
+            if len > 1 {
+                out.extend(
+                    tokens[i..i + len]
+                        .iter()
+                        .filter(|t| !t.stop && !KB_STOP_WORDS.contains(&t.text.as_str()) && t.text != canonical)
+                        .map(|t| Term {
+                            text: t.text.clone(),
+                            span: t.span.clone(),
+                        }),
+                );
+            }
+            i += len;
+            continue;
+        }
+        let t = &tokens[i];
+        if !t.stop && !KB_STOP_WORDS.contains(&t.text.as_str()) {
+            out.push(Term {
+                text: t.text.clone(),
+                span: t.span.clone(),
+            });
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Most tokens one synonym form spans.
+const MAX_FORM_TOKENS: usize = 4;
+
+/// The synonym groups of `data/synonyms.txt`, keyed by the analysed form of each member.
+#[derive(Debug, Default)]
+pub(crate) struct Lexicon {
+    forms: HashMap<String, String>,
+}
+
+impl Lexicon {
+    fn parse(data: &str) -> Self {
+        let mut forms = HashMap::new();
+        for line in data
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let keys: Vec<String> = line.split('|').filter_map(form_key).collect();
+            let Some(canonical) = keys.first().cloned() else {
+                continue;
+            };
+            for key in keys {
+                // The first group a form appears in keeps it; `tests::lexicon_forms_are_unique`
+                // keeps the file free of such repeats.
+                forms.entry(key).or_insert_with(|| canonical.clone());
+            }
+        }
+        Lexicon { forms }
+    }
+
+    /// The number of tokens and the canonical form of the longest form starting at `tokens[0]`.
+    fn longest_match(&self, text: &str, tokens: &[yy_nlu::Token]) -> Option<(usize, &str)> {
+        if self.forms.is_empty() {
+            return None;
+        }
+        let mut key = String::new();
+        let mut found = None;
+        for (n, t) in tokens.iter().take(MAX_FORM_TOKENS).enumerate() {
+            if n > 0 {
+                let prev = &tokens[n - 1];
+                // A phrase does not run across punctuation. The halves of an expanded
+                // contraction (`doesn't`) share one span.
+                let joined = prev.span == t.span
+                    || text
+                        .get(prev.span.end..t.span.start)
+                        .is_some_and(|gap| gap.chars().all(char::is_whitespace));
+                if !joined {
+                    break;
+                }
+                if !(prev.kind == yy_nlu::TokenKind::Han && t.kind == yy_nlu::TokenKind::Han) {
+                    key.push(' ');
+                }
+            }
+            key.push_str(&t.text);
+            if let Some(canonical) = self.forms.get(&key) {
+                found = Some((n + 1, canonical.as_str()));
+            }
+        }
+        found
+    }
+}
+
+/// How a lexicon form is looked up: its tokens (stop words included), Chinese words joined
+/// directly and others by a space, so that the key does not depend on how the segmenter cut it.
+fn form_key(form: &str) -> Option<String> {
+    let mut key = String::new();
+    let mut prev_han = false;
+    for (n, t) in yy_nlu::tokenize(form).into_iter().enumerate() {
+        let han = t.kind == yy_nlu::TokenKind::Han;
+        if n > 0 && !(prev_han && han) {
+            key.push(' ');
+        }
+        key.push_str(&t.text);
+        prev_han = han;
+    }
+    (!key.is_empty()).then_some(key)
+}
+
+pub(crate) fn lexicon() -> &'static Lexicon {
+    static LEXICON: OnceLock<Lexicon> = OnceLock::new();
+    LEXICON.get_or_init(|| Lexicon::parse(include_str!("../data/synonyms.txt")))
+}
+
+/// Character trigrams of the Latin words among `words`, with `^` and `$` marking the word's ends:
+/// a misspelt word (`refnd`, `warrenty`) still shares most of them with the right one.
+pub(crate) fn trigrams(words: &[Term]) -> Vec<Term> {
+    let mut out = Vec::new();
+    for w in words {
+        if !w.text.chars().all(|c| c.is_ascii_alphabetic() || c == ' ') {
+            continue;
+        }
+        let chars: Vec<char> = std::iter::once('^').chain(w.text.chars()).chain(['$']).collect();
+        for window in chars.windows(3) {
+            out.push(Term {
+                text: window.iter().collect(),
+                span: w.span.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// The Chinese character unigrams and adjacent bigrams of `text`, in reading order.
@@ -219,6 +360,47 @@ mod tests {
         let zh = words("请问怎么申请退货");
         assert!(texts(&zh).contains(&"退货"), "{zh:?}");
         assert!(!texts(&zh).contains(&"怎么"));
+    }
+
+    #[test]
+    fn synonyms_meet_and_phrases_keep_their_words() {
+        assert_eq!(texts(&words("我要退钱")), texts(&words("我要退款")));
+        assert_eq!(texts(&words("is this a knockoff")), ["counterfeit"]);
+        // Stemmed, as all English words are.
+        assert_eq!(texts(&words("my promo code")), ["coupon", "promo", "cod"]);
+        assert_eq!(texts(&words_with("perks", false)), ["perk"]);
+        // No phrase across punctuation.
+        assert!(!texts(&words("send, back")).contains(&"return"));
+        let text = "Members get perks";
+        for t in words(text) {
+            assert!(text.get(t.span.clone()).is_some(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn lexicon_forms_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        let mut repeated = Vec::new();
+        for line in include_str!("../data/synonyms.txt").lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            for form in line.split('|') {
+                let key = form_key(form).unwrap_or_default();
+                assert!(!key.is_empty(), "{form:?} has no word");
+                if !seen.insert(key.clone()) {
+                    repeated.push(format!("{form} ({key})"));
+                }
+            }
+        }
+        assert!(repeated.is_empty(), "in two groups or twice: {repeated:?}");
+        assert!(lexicon().forms.len() > 300);
+    }
+
+    #[test]
+    fn trigrams_of_latin_words_only() {
+        let t = trigrams(&words("refnd 退款"));
+        assert_eq!(texts(&t), ["^re", "ref", "efn", "fnd", "nd$"]);
     }
 
     #[test]
