@@ -58,6 +58,13 @@ pub mod ticket {
     }
 }
 
+/// `yy.kb.v1`: knowledge-base entry events, and the knowledge-base API (entries, import, search).
+pub mod kb {
+    pub mod v1 {
+        tonic::include_proto!("yy.kb.v1");
+    }
+}
+
 /// `yy.system.v1`: the status service every process serves.
 pub mod system {
     pub mod v1 {

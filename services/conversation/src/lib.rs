@@ -1,15 +1,19 @@
-//! The conversation service: conversations, contacts and messages. It owns the conversation
-//! and knowledge-base logs, rebuilds its read model from the conversation log, and serves the
-//! conversation API over gRPC to the gateway (which establishes the tenant).
+//! The conversation service: conversations, contacts and messages, and the knowledge base. It
+//! owns the conversation and knowledge-base logs, rebuilds its read models (and each tenant's
+//! search index) from them, and serves the conversation and knowledge-base APIs over gRPC to the
+//! gateway (which establishes the tenant).
 
 mod directory;
 pub mod domain;
+mod knowledge;
+mod knowledge_api;
 mod service;
 
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use yy_eventlog::LogContext;
 use yy_proto::conversation::v1::conversation_service_server::ConversationServiceServer;
+use yy_proto::kb::v1::knowledge_service_server::KnowledgeServiceServer;
 use yy_runtime::{ConfigError, Extra, Listeners, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
 
 /// The service's identity at start-up: its name and the log contexts only it writes.
@@ -68,8 +72,15 @@ pub async fn run(
         let directory = started
             .follow_with_snapshots(LogContext::CONV, directory::Directory::default())
             .await?;
+        let knowledge = started
+            .follow_with_snapshots(LogContext::KB, knowledge::KnowledgeBases::default())
+            .await?;
         let api = service::Conversations::new(started.log.clone(), directory, limits);
-        let grpc = tonic::service::Routes::new(ConversationServiceServer::new(api));
+        let knowledge_api = knowledge_api::Knowledge::new(started.log.clone(), knowledge);
+        // An import document may be up to MAX_IMPORT_BYTES; the rest of the message is small.
+        let knowledge_server = KnowledgeServiceServer::new(knowledge_api)
+            .max_decoding_message_size(knowledge_api::MAX_IMPORT_BYTES + 64 * 1024);
+        let grpc = tonic::service::Routes::new(ConversationServiceServer::new(api)).add_service(knowledge_server);
         Ok(ServiceParts {
             http: axum::Router::new(),
             grpc,

@@ -24,9 +24,9 @@ use crate::domain::{
 use yy_proto::metadata::{ERROR_KIND as ERROR_KIND_METADATA, TENANT as TENANT_METADATA};
 
 /// How often a command is decided again after losing a race with another writer.
-const MAX_ATTEMPTS: usize = 5;
+pub(crate) const MAX_ATTEMPTS: usize = 5;
 /// How long a command waits for the read model to apply a commit before giving up.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The conversation API.
 #[derive(Clone, Debug)]
@@ -52,11 +52,11 @@ impl Conversations {
 /// One async mutex per aggregate (and per tenant for merges), so that commands on one
 /// aggregate are decided one at a time in this process; entries are dropped when unused.
 #[derive(Debug, Default)]
-struct Locks {
+pub(crate) struct Locks {
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-struct LockGuard {
+pub(crate) struct LockGuard {
     locks: Arc<Locks>,
     key: String,
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -73,7 +73,7 @@ impl Drop for LockGuard {
 }
 
 impl Locks {
-    async fn lock(self: &Arc<Self>, key: String) -> LockGuard {
+    pub(crate) async fn lock(self: &Arc<Self>, key: String) -> LockGuard {
         let mutex = {
             let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             held.entry(key.clone()).or_default().clone()
@@ -106,7 +106,7 @@ fn not_found(what: &str, id: &str) -> Status {
     rejected(Rejection::NotFound(format!("{what} {id}")))
 }
 
-fn unavailable(error: impl std::fmt::Display) -> Status {
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> Status {
     tracing::warn!(%error, "event log unavailable");
     let mut status = Status::unavailable("the event log is unavailable; retry");
     status.metadata_mut().insert(
@@ -116,7 +116,7 @@ fn unavailable(error: impl std::fmt::Display) -> Status {
     status
 }
 
-fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
+pub(crate) fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
     let tenant = request
         .metadata()
         .get(TENANT_METADATA)
@@ -126,7 +126,7 @@ fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
     Ok(tenant.to_owned())
 }
 
-fn correlation_of<T>(request: &Request<T>) -> String {
+pub(crate) fn correlation_of<T>(request: &Request<T>) -> String {
     request
         .metadata()
         .get("x-request-id")
@@ -164,7 +164,7 @@ fn new_id(prefix: &str, tenant: &str, command_id: &str, salt: &str) -> String {
     format!("{prefix}{hex}")
 }
 
-fn checked_command_id(given: &str) -> Result<String, Status> {
+pub(crate) fn checked_command_id(given: &str) -> Result<String, Status> {
     if given.is_empty() {
         return Ok(uuid::Uuid::now_v7().to_string());
     }
@@ -197,7 +197,7 @@ fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
     })
 }
 
-fn now() -> prost_types::Timestamp {
+pub(crate) fn now() -> prost_types::Timestamp {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     prost_types::Timestamp {
         seconds: elapsed.as_secs() as i64,
