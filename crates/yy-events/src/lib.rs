@@ -102,6 +102,26 @@
 //!
 //! **`agent.status_changed`**: `agent_id`, `status` (`"online"`, `"away"` or `"offline"`).
 //!
+//! # Ticket events
+//!
+//! The ticket's id (`tkt_…`) is the `aggregate_id`. Both are emitted for changes made here and
+//! for changes that came from the external ticket system a connector follows; `origin` names
+//! that connector (`null` when the change was made here), so a subscriber that is that system
+//! can skip its own changes.
+//!
+//! **`ticket.created`**: `ticket_id`, `subject`, `description`, `status` (`"new"`), `priority`
+//! (`"low"`, `"normal"`, `"high"`, `"urgent"`), `requester` (`{contact_id, name, email}`, each
+//! or `null`), `assignee_id`, `group` (or `null`), `tags`, `custom_fields` (object), `due_at`
+//! (RFC 3339, or `null` without an SLA policy), `conversation_id` (the conversation it was
+//! created from, or `null`), `actor` (`{kind, id}`: `"agent"`, `"flow"`, `"rule"`, `"api"`,
+//! `"connector"` or `"system"`), `origin`.
+//!
+//! **`ticket.updated`**: `ticket_id`, `changed` (the list of what changed), `actor`, `origin`, and
+//! the keys of what changed: `subject`, `description`, `priority`, `status` with
+//! `previous_status` (`"new"`, `"open"`, `"pending"`, `"solved"`, `"closed"`), `assignee_id` and
+//! `group` (`null` when removed), `tags` as `tags_added`/`tags_removed`, `custom_fields` as
+//! `custom_fields_set`/`custom_fields_removed`, `due_at`. Comments are not public events yet.
+//!
 //! # Webhook events
 //!
 //! **`webhook.endpoint_disabled`**: deliveries to an endpoint stopped. `endpoint_id`, `reason`
@@ -121,6 +141,7 @@
 mod conversation;
 mod routing;
 pub mod schema;
+mod ticket;
 mod webhook;
 
 use serde::Serialize;
@@ -141,6 +162,8 @@ pub const EVENT_TYPES: &[&str] = &[
     CONVERSATION_HANDOFF,
     CONVERSATION_ASSIGNED,
     AGENT_STATUS_CHANGED,
+    TICKET_CREATED,
+    TICKET_UPDATED,
     WEBHOOK_ENDPOINT_DISABLED,
 ];
 
@@ -169,6 +192,10 @@ pub const CONVERSATION_HANDOFF: &str = "conversation.handoff";
 pub const CONVERSATION_ASSIGNED: &str = "conversation.assigned";
 /// An agent's presence changed.
 pub const AGENT_STATUS_CHANGED: &str = "agent.status_changed";
+/// A ticket was created.
+pub const TICKET_CREATED: &str = "ticket.created";
+/// A ticket changed: status, priority, assignee, group, tags, custom fields, subject or text.
+pub const TICKET_UPDATED: &str = "ticket.updated";
 /// Deliveries to a webhook endpoint stopped.
 pub const WEBHOOK_ENDPOINT_DISABLED: &str = "webhook.endpoint_disabled";
 
@@ -217,10 +244,12 @@ pub fn public_event(record: &Record, envelope: &EventEnvelope) -> Option<PublicE
     let payload = envelope.payload.as_ref()?;
     let (event_type, aggregate_id, data) = match conversation::map(&record.aggregate_id, payload) {
         Some((event_type, data)) => (event_type, record.aggregate_id.clone(), data),
-        None => match webhook::map(&record.aggregate_id, payload) {
-            Some((event_type, data)) => (event_type, record.aggregate_id.clone(), data),
-            None => routing::map(payload)?,
-        },
+        None => {
+            match webhook::map(&record.aggregate_id, payload).or_else(|| ticket::map(&record.aggregate_id, payload)) {
+                Some((event_type, data)) => (event_type, record.aggregate_id.clone(), data),
+                None => routing::map(payload)?,
+            }
+        }
     };
     // Writers always set the time; an envelope without one reads as the Unix epoch, the protobuf
     // default, rather than being withheld.
@@ -346,7 +375,12 @@ mod tests {
         assert!(error.contains("\"mesage.created\""), "{error}");
         assert!(TypeFilter::parse("").is_err());
         assert!(TypeFilter::parse(" , ").is_err());
-        assert!(TypeFilter::parse("ticket.*").is_err());
+        assert!(TypeFilter::parse("invoice.*").is_err());
+        assert!(
+            TypeFilter::parse("ticket.*")
+                .expect("tickets")
+                .matches("ticket.updated")
+        );
         assert!(
             TypeFilter::parse("agent.*")
                 .expect("agents")

@@ -90,6 +90,24 @@ fn object(required: &[(&str, Value)], optional: &[(&str, Value)]) -> Value {
     })
 }
 
+const TICKET_PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+const TICKET_STATUSES: &[&str] = &["new", "open", "pending", "solved", "closed"];
+
+fn ticket_requester() -> Value {
+    object(
+        &[
+            ("contact_id", nullable_string()),
+            ("name", nullable_string()),
+            ("email", nullable_string()),
+        ],
+        &[],
+    )
+}
+
+fn ticket_actor() -> Value {
+    object(&[("kind", nullable_string()), ("id", nullable_string())], &[])
+}
+
 fn data_schema(name: &str) -> Value {
     let identity = object(&[("channel", string()), ("external_id", string())], &[]);
     match name {
@@ -255,6 +273,47 @@ fn data_schema(name: &str) -> Value {
             ],
             &[],
         ),
+        TICKET_CREATED => object(
+            &[
+                ("ticket_id", string()),
+                ("subject", string()),
+                ("description", string()),
+                ("status", one_of(&["new"])),
+                ("priority", one_of(TICKET_PRIORITIES)),
+                ("requester", ticket_requester()),
+                ("assignee_id", nullable_string()),
+                ("group", nullable_string()),
+                ("tags", strings()),
+                ("custom_fields", string_map()),
+                ("due_at", nullable_string()),
+                ("conversation_id", nullable_string()),
+                ("actor", ticket_actor()),
+                ("origin", nullable_string()),
+            ],
+            &[],
+        ),
+        TICKET_UPDATED => object(
+            &[
+                ("ticket_id", string()),
+                ("changed", strings()),
+                ("actor", ticket_actor()),
+                ("origin", nullable_string()),
+            ],
+            &[
+                ("subject", string()),
+                ("description", string()),
+                ("priority", one_of(TICKET_PRIORITIES)),
+                ("status", one_of(TICKET_STATUSES)),
+                ("previous_status", one_of(TICKET_STATUSES)),
+                ("assignee_id", nullable_string()),
+                ("group", nullable_string()),
+                ("tags_added", strings()),
+                ("tags_removed", strings()),
+                ("custom_fields_set", string_map()),
+                ("custom_fields_removed", strings()),
+                ("due_at", string()),
+            ],
+        ),
         WEBHOOK_ENDPOINT_DISABLED => object(
             &[
                 ("endpoint_id", string()),
@@ -281,6 +340,8 @@ fn description(name: &str) -> &'static str {
         CONVERSATION_HANDOFF => "A conversation was handed off to wait for a human agent.",
         CONVERSATION_ASSIGNED => "A human agent took a conversation.",
         AGENT_STATUS_CHANGED => "An agent's presence changed.",
+        TICKET_CREATED => "A ticket was created, here or in the external ticket system a connector follows.",
+        TICKET_UPDATED => "A ticket changed, here or in the external ticket system a connector follows.",
         WEBHOOK_ENDPOINT_DISABLED => "Deliveries to a webhook endpoint stopped.",
         _ => "",
     }
