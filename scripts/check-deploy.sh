@@ -600,13 +600,13 @@ def check_gateway(name, values, d, c, prefix, by_kind, pods):
 
 # component -> the components allowed to reach its grpc port. Those APIs take the tenant from
 # the caller's x-yy-tenant metadata unchecked.
-GRPC_CALLERS = {"conversation": {"gateway", "routing"}, "routing": {"gateway"},
-                "webhook": {"gateway"}}
+GRPC_CALLERS = {"conversation": {"gateway", "routing", "ticket-sync"}, "routing": {"gateway"},
+                "webhook": {"gateway"}, "ticket-sync": {"gateway"}}
 
 
 def check_network_policy(name, values, by_kind, pods, containers):
-    """Only the allowed callers' pods reach the conversation, routing and webhook pods' grpc
-    port; http stays open."""
+    """Only the allowed callers' pods reach the conversation, routing, webhook and ticket-sync
+    pods' grpc port; http stays open."""
     for target, callers in GRPC_CALLERS.items():
         check_grpc_callers(name, values, by_kind, pods, containers, target, callers)
 
@@ -717,8 +717,8 @@ def check_rendering(name, values, objs):
         required = ["NATS__URL", "HTTP__LISTEN", "GRPC__LISTEN", "EVENTLOG__REPLICAS"]
         if binary == "yy-gateway":
             required += ["AUTH__KEY_SECRET", "UPSTREAM__CONVERSATION", "UPSTREAM__ROUTING",
-                         "UPSTREAM__WEBHOOK"]
-        if binary == "yy-routing":
+                         "UPSTREAM__WEBHOOK", "UPSTREAM__TICKET_SYNC"]
+        if binary in ("yy-routing", "yy-ticket-sync"):
             required += ["UPSTREAM__CONVERSATION"]
         for var in required:
             if prefix + var not in env:

@@ -34,6 +34,12 @@ if [[ ! -s "$secrets" ]]; then
 fi
 # shellcheck disable=SC1090
 source "$secrets"
+# Ticket-sync seals connector secrets with its own key: made on first use (also for a secrets file
+# from before it), then kept, since a new one would make every stored connector secret unreadable.
+if [[ -z ${YY_TICKET_SYNC_SECRET_KEY:-} ]]; then
+  YY_TICKET_SYNC_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
+  (umask 077 && echo "YY_TICKET_SYNC_SECRET_KEY=$YY_TICKET_SYNC_SECRET_KEY" >>"$secrets")
+fi
 
 stop() {
   trap - INT TERM EXIT
@@ -99,9 +105,13 @@ for i in "${!services[@]}"; do
            "${prefix}AUTH__KEY_SECRET=$YY_KEY_SECRET"
            "${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))"
            "${prefix}UPSTREAM__ROUTING=http://127.0.0.1:$((grpc_base + 2))"
-           "${prefix}UPSTREAM__WEBHOOK=http://127.0.0.1:$((grpc_base + 4))")
+           "${prefix}UPSTREAM__WEBHOOK=http://127.0.0.1:$((grpc_base + 4))"
+           "${prefix}UPSTREAM__TICKET_SYNC=http://127.0.0.1:$((grpc_base + 3))")
   elif [[ $service == routing ]]; then
     extra=("${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))")
+  elif [[ $service == ticket-sync ]]; then
+    extra=("${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))"
+           "${prefix}TICKET_SYNC__SECRET_KEY=$YY_TICKET_SYNC_SECRET_KEY")
   fi
   env "${extra[@]}" \
       "${prefix}NATS__URL=nats://127.0.0.1:$nats_port" \

@@ -77,7 +77,7 @@ others refuse them as unknown keys). The binaries are the cargo packages under s
   component: webhook
   binary: yy-webhook
   envPrefix: YY_WEBHOOK
-  sections: []
+  sections: [webhook]
 {{- end -}}
 
 {{/*
@@ -194,7 +194,7 @@ install and wherever there is no cluster to ask (helm template, client-side dry 
 
 {{/*
 A service's configuration: what the chart derives (NATS addresses, listen addresses, the
-gateway's and routing's upstreams), under the shared `config`, under the service's own `config`. Pass
+upstreams of the gateway, routing and ticket-sync), under the shared `config`, under the service's own `config`. Pass
 (dict "root" $ "svc" <service values> "component" <component>). Returns YAML.
 */}}
 {{- define "yiwaiwai.serviceConfig" -}}
@@ -215,8 +215,9 @@ gateway's and routing's upstreams), under the shared `config`, under the service
 {{- $_ := set $derived "upstream" (dict
       "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
       "routing" (printf "http://%s-routing:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
-      "webhook" (printf "http://%s-webhook:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
-{{- else if eq .component "routing" -}}
+      "webhook" (printf "http://%s-webhook:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)
+      "ticket_sync" (printf "http://%s-ticket-sync:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
+{{- else if or (eq .component "routing") (eq .component "ticket-sync") -}}
 {{- $_ := set $derived "upstream" (dict
       "conversation" (printf "http://%s-conversation:%v" (include "yiwaiwai.fullname" $root) $root.Values.ports.grpc)) -}}
 {{- end -}}

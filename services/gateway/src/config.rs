@@ -64,6 +64,8 @@ pub struct UpstreamConfig {
     pub routing: String,
     /// The webhook service's gRPC URL.
     pub webhook: String,
+    /// The ticket-sync service's gRPC URL.
+    pub ticket_sync: String,
 }
 
 impl Default for UpstreamConfig {
@@ -72,6 +74,7 @@ impl Default for UpstreamConfig {
             conversation: "http://127.0.0.1:9091".into(),
             routing: "http://127.0.0.1:9092".into(),
             webhook: "http://127.0.0.1:9094".into(),
+            ticket_sync: "http://127.0.0.1:9093".into(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The public gRPC API: the conversation, routing and webhook services' own APIs, served here for
-//! backend services.
+//! The public gRPC API: the conversation, routing, ticket-sync and webhook services' own APIs,
+//! served here for backend services.
 //!
 //! Calls are authenticated with an API key in the `authorization` metadata and forwarded, bytes
 //! untouched, to the service behind with the key's tenant in `x-yy-tenant`. A tenant a client
@@ -20,6 +20,7 @@ use tonic::server::NamedService;
 use tonic::transport::Channel;
 use yy_proto::conversation::v1::conversation_service_server;
 use yy_proto::routing::v1::routing_service_server;
+use yy_proto::ticket::v1::ticket_service_server;
 use yy_proto::webhook::v1::webhook_service_server;
 
 use crate::AppState;
@@ -30,6 +31,7 @@ pub struct Upstreams {
     pub conversation: Channel,
     pub routing: Channel,
     pub webhook: Channel,
+    pub ticket_sync: Channel,
 }
 
 /// The gRPC routes the gateway serves besides health, reflection and status.
@@ -37,7 +39,8 @@ pub fn routes(state: AppState, upstreams: Upstreams) -> tonic::service::Routes {
     tonic::service::Routes::default()
         .add_service(Proxy::<Conversation>::new(state.clone(), upstreams.conversation))
         .add_service(Proxy::<Routing>::new(state.clone(), upstreams.routing))
-        .add_service(Proxy::<Webhook>::new(state, upstreams.webhook))
+        .add_service(Proxy::<Webhook>::new(state.clone(), upstreams.webhook))
+        .add_service(Proxy::<TicketSync>::new(state, upstreams.ticket_sync))
 }
 
 /// A service served by forwarding: its gRPC name, and how errors name it.
@@ -65,6 +68,13 @@ struct Webhook;
 impl Upstream for Webhook {
     const SERVICE: &'static str = webhook_service_server::SERVICE_NAME;
     const LABEL: &'static str = "the webhook service";
+}
+
+struct TicketSync;
+
+impl Upstream for TicketSync {
+    const SERVICE: &'static str = ticket_service_server::SERVICE_NAME;
+    const LABEL: &'static str = "the ticket-sync service";
 }
 
 /// Forwards every call to `U`'s methods to `upstream`.

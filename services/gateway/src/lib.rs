@@ -1,6 +1,6 @@
 //! The gateway: the public edge (REST, gRPC, live event streams), authentication and tenancy.
-//! It owns the IAM and audit logs. Conversation, routing and webhook commands and queries are
-//! forwarded to the services that own them with the caller's tenant, which only the gateway
+//! It owns the IAM and audit logs. Conversation, routing, ticket and webhook commands and queries
+//! are forwarded to the services that own them with the caller's tenant, which only the gateway
 //! establishes.
 
 pub mod config;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use yy_eventlog::{EventLog, LogContext};
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
 use yy_proto::routing::v1::routing_service_client::RoutingServiceClient;
+use yy_proto::ticket::v1::ticket_service_client::TicketServiceClient;
 use yy_proto::webhook::v1::webhook_service_client::WebhookServiceClient;
 use yy_runtime::{Listeners, RunError, ServiceConfig, ServiceParts, ServiceSpec, run_service};
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub routing: RoutingServiceClient<tonic::transport::Channel>,
     /// The webhook service.
     pub webhooks: WebhookServiceClient<tonic::transport::Channel>,
+    /// The ticket-sync service.
+    pub tickets: TicketServiceClient<tonic::transport::Channel>,
     /// The event log (idempotency records, live events).
     pub log: EventLog,
     /// The gateway's own settings.
@@ -57,11 +60,13 @@ pub async fn run(
         let conversation = upstream::channel(&gateway.upstream.conversation)?;
         let routing = upstream::channel(&gateway.upstream.routing)?;
         let webhook = upstream::channel(&gateway.upstream.webhook)?;
+        let ticket_sync = upstream::channel(&gateway.upstream.ticket_sync)?;
         let state = AppState {
             iam,
             conversations: ConversationServiceClient::new(conversation.clone()),
             routing: RoutingServiceClient::new(routing.clone()),
             webhooks: WebhookServiceClient::new(webhook.clone()),
+            tickets: TicketServiceClient::new(ticket_sync.clone()),
             log: started.log.clone(),
             config: gateway,
         };
@@ -77,6 +82,7 @@ pub async fn run(
             conversation,
             routing,
             webhook,
+            ticket_sync,
         };
         let grpc = grpc_proxy::routes(state, upstreams);
         Ok(ServiceParts { http, grpc })
