@@ -27,6 +27,7 @@ use yy_proto::webhook::v1 as pb;
 use crate::config::WebhookSettings;
 use crate::endpoints::{Command, Endpoints, envelope};
 use crate::guard::{AddressPolicy, GuardedResolver, check_literal, parse_url};
+use crate::metrics::Metrics;
 use crate::now_ms;
 use crate::sealing::Sealer;
 use crate::signing::{SigningKey, signature_header};
@@ -70,6 +71,7 @@ struct Inner {
     policy: Arc<AddressPolicy>,
     client: reqwest::Client,
     settings: WebhookSettings,
+    metrics: Metrics,
     workers: Mutex<HashMap<(String, String), Arc<Notify>>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -95,6 +97,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 log,
                 state: endpoints.state().clone(),
+                metrics: endpoints.metrics().clone(),
                 endpoints,
                 sealer,
                 policy,
@@ -518,6 +521,9 @@ impl Recorder {
                 // restart, with the same webhook-ids.
                 return;
             }
+            for outcome in &batch {
+                self.inner.metrics.attempted(&outcome.attempt, outcome.gone);
+            }
             {
                 let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 for outcome in &batch {
@@ -603,7 +609,7 @@ impl Recorder {
         if let Some((reason, detail)) = disable {
             tracing::warn!(endpoint = %self.endpoint, reason, %detail, "disabling a webhook endpoint");
             let command_id = format!("disable-{}", uuid::Uuid::now_v7().simple());
-            if let Err(status) = self
+            match self
                 .inner
                 .endpoints
                 .execute(
@@ -614,7 +620,11 @@ impl Recorder {
                 )
                 .await
             {
-                tracing::warn!(%status, endpoint = %self.endpoint, "cannot disable the endpoint; the next failure tries again");
+                Ok(true) => self.inner.metrics.disabled(reason),
+                Ok(false) => {}
+                Err(status) => {
+                    tracing::warn!(%status, endpoint = %self.endpoint, "cannot disable the endpoint; the next failure tries again")
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ use yy_proto::webhook::v1 as pb;
 
 use crate::errors::{conflict, invalid, not_found, precondition, unavailable};
 use crate::fanout::messages_for;
+use crate::metrics::Metrics;
 use crate::now_ms;
 use crate::state::{Endpoint, Webhooks};
 
@@ -144,11 +145,16 @@ pub fn envelope(
 pub struct Endpoints {
     log: EventLog,
     state: Follower<Webhooks>,
+    metrics: Metrics,
 }
 
 impl Endpoints {
-    pub fn new(log: EventLog, state: Follower<Webhooks>) -> Self {
-        Endpoints { log, state }
+    pub fn new(log: EventLog, state: Follower<Webhooks>, metrics: Metrics) -> Self {
+        Endpoints { log, state, metrics }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn state(&self) -> &Follower<Webhooks> {
@@ -187,14 +193,15 @@ impl Endpoints {
             .collect()
     }
 
-    /// Decides and records `command` on the endpoint; answers once the state includes it.
+    /// Decides and records `command` on the endpoint; answers once the state includes it, with
+    /// whether anything was recorded (a command that changes nothing records nothing).
     pub async fn execute(
         &self,
         tenant: &str,
         endpoint_id: &str,
         command_id: &str,
         command: Command,
-    ) -> Result<(), Status> {
+    ) -> Result<bool, Status> {
         for _ in 0..MAX_ATTEMPTS {
             let (payloads, expected) = {
                 let state = self.state.read();
@@ -203,7 +210,7 @@ impl Endpoints {
                 (decide(endpoint_id, current, &command, now_ms())?, expected)
             };
             if payloads.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             let mut events: Vec<EventEnvelope> = payloads
                 .into_iter()
@@ -223,6 +230,7 @@ impl Endpoints {
                     let applied = self.state.applied(appended.partition, appended.sequence);
                     return tokio::time::timeout(APPLY_TIMEOUT, applied)
                         .await
+                        .map(|()| true)
                         .map_err(|_| unavailable("the endpoint state did not catch up with the log"));
                 }
                 Err(AppendError::Conflict { .. }) => {

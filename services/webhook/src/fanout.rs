@@ -101,6 +101,7 @@ pub async fn handle(
     if messages.is_empty() {
         return Outcome::Done;
     }
+    let count = messages.len();
     let outbox = format!("out_{}_{}", source.name(), record.partition);
     // Names the source commit: a redelivery within the duplicate window is stored once.
     let command_id = format!("fan-{}-{}-{}", source.name(), record.partition, record.sequence);
@@ -118,6 +119,7 @@ pub async fn handle(
     };
     match log.append(commit, Expected::Any).await {
         Ok(appended) => {
+            endpoints.metrics().messages_made(count);
             // Stored is all the acknowledgement needs; the workers look once the state has it.
             let state = endpoints.state().clone();
             tokio::spawn(async move {

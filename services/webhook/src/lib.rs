@@ -16,6 +16,7 @@ mod errors;
 mod fanout;
 mod grpc;
 pub mod guard;
+mod metrics;
 mod sealing;
 pub mod signing;
 mod state;
@@ -63,7 +64,8 @@ pub async fn run(
         let state = started
             .follow_with_snapshots(LogContext::WEBHOOK, state::Webhooks::default())
             .await?;
-        let endpoints = endpoints::Endpoints::new(started.log.clone(), state.clone());
+        let metrics = metrics::Metrics::register(started.status.registry());
+        let endpoints = endpoints::Endpoints::new(started.log.clone(), state.clone(), metrics.clone());
         let dispatcher = delivery::Dispatcher::new(
             started.log.clone(),
             endpoints.clone(),

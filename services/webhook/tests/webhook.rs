@@ -868,6 +868,21 @@ async fn gone_disables_the_endpoint_and_retry_after_is_honoured() {
     })
     .await;
     assert!(!texts.iter().any(|t| t == "while disabled"));
+    // The throttled endpoint answered 429 to the first attempt of each of the three messages.
+    let expected = [
+        "yy_webhook_endpoints_disabled_total{reason=\"gone\"} 1",
+        "yy_webhook_attempts_total{result=\"gone\"} 1",
+        "yy_webhook_attempts_total{result=\"retry\"} 3",
+    ];
+    let metrics_url = format!("http://{}/metrics", webhook.http);
+    eventually("the metrics to count it all", Duration::from_secs(10), || {
+        let metrics_url = metrics_url.clone();
+        async move {
+            let metrics = reqwest::get(metrics_url).await.ok()?.text().await.ok()?;
+            expected.iter().all(|line| metrics.contains(line)).then_some(())
+        }
+    })
+    .await;
     webhook.stop().await.expect("stop");
 }
 
