@@ -477,15 +477,24 @@ async fn internal_addresses_are_refused_at_registration_and_at_delivery_unless_a
     let receiver = Receiver::start().await;
     let port = receiver.addr.port();
 
-    // With loopback allowlisted, endpoints on it register.
-    let open = start_webhook(&nats, settings(&[], 1.0)).await;
+    // With every network allowlisted, endpoints on internal addresses register.
+    let mut open_settings = settings(&[], 1.0);
+    open_settings.allow_cidrs = vec!["0.0.0.0/0".into(), "::/0".into()];
+    let open = start_webhook(&nats, open_settings).await;
     let mut api = webhooks(format!("http://{}", open.grpc)).await;
-    let literal = create_endpoint(&mut api, &format!("http://127.0.0.1:{port}/hook"), &["message.created"])
-        .await
-        .expect("allowlisted literal");
-    let named = create_endpoint(&mut api, &format!("http://localhost:{port}/hook"), &["message.created"])
-        .await
-        .expect("allowlisted name");
+    let mut registered = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        "http://10.0.0.1/hook".to_owned(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        format!("http://localhost:{port}/hook"),
+    ] {
+        let created = create_endpoint(&mut api, &url, &["message.created"])
+            .await
+            .unwrap_or_else(|e| panic!("{url} allowlisted: {e}"));
+        registered.push(created);
+    }
     open.stop().await.expect("stop");
 
     // Without the allowlist, registration is refused for each kind of internal address.
@@ -519,7 +528,7 @@ async fn internal_addresses_are_refused_at_registration_and_at_delivery_unless_a
     let mut client = conversations(&conversation).await;
     let conversation_id = open_conversation(&mut client, "ssrf").await;
     post(&mut client, &conversation_id, "do not deliver").await;
-    for created in [literal, named] {
+    for created in registered {
         let endpoint = created.endpoint.expect("endpoint").endpoint_id;
         let refused = eventually("a refused attempt", Duration::from_secs(15), || {
             let mut api = api.clone();
