@@ -1,6 +1,6 @@
-//! The REST API under `/v1`: thin handlers over the conversation, routing and webhook services'
-//! gRPC APIs, plus what wraps the whole HTTP API (request ids, the body limit, problem documents,
-//! idempotency keys).
+//! The REST API under `/v1`: thin handlers over the conversation, routing, ticket-sync and webhook
+//! services' gRPC APIs, plus what wraps the whole HTTP API (request ids, the body limit, problem
+//! documents, idempotency keys).
 //!
 //! JSON is snake_case; enums are lowercase strings; times are RFC 3339. Request bodies refuse
 //! unknown fields. Every error is an RFC 9457 problem document.
@@ -17,6 +17,8 @@ mod openapi;
 mod query;
 mod routing;
 mod routing_model;
+mod tickets;
+mod tickets_model;
 mod webhooks;
 mod webhooks_model;
 
@@ -89,6 +91,24 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_message_attempts))
         .routes(routes!(webhooks::replay))
         .routes(routes!(webhooks::list_event_types))
+        .routes(routes!(tickets::create_ticket, tickets::list_tickets))
+        .routes(routes!(tickets::get_ticket, tickets::update_ticket))
+        .routes(routes!(tickets::change_status))
+        .routes(routes!(tickets::add_comment))
+        .routes(routes!(tickets::link_conversation))
+        .routes(routes!(tickets::unlink_conversation))
+        .routes(routes!(tickets::get_history))
+        .routes(routes!(tickets::create_from_conversation))
+        .routes(routes!(tickets::get_sla_policies, tickets::put_sla_policies))
+        .routes(routes!(tickets::create_connector, tickets::list_connectors))
+        .routes(routes!(
+            tickets::get_connector,
+            tickets::reconfigure_connector,
+            tickets::delete_connector
+        ))
+        .routes(routes!(tickets::get_connector_health))
+        .routes(routes!(tickets::lookup_profile))
+        .routes(routes!(tickets::receive_inbound))
         .routes(routes!(openapi_json))
 }
 

@@ -676,7 +676,7 @@ pub(crate) fn non_empty(value: String) -> Option<String> {
 }
 
 /// RFC 3339 in UTC; the Unix epoch for a missing time, which the service never sends.
-fn timestamp(time: Option<prost_types::Timestamp>) -> String {
+pub(crate) fn timestamp(time: Option<prost_types::Timestamp>) -> String {
     time.unwrap_or_default().to_string()
 }
 

@@ -43,6 +43,9 @@ const COMMITTED_PATH: &str = "openapi/openapi.json";
         (name = "agents", description = "Agents: skills, languages, capacity and presence"),
         (name = "agent workspace", description = "An agent's offers and conversations: accept, reply, note, transfer, resolve"),
         (name = "webhooks", description = "Endpoints that receive the tenant's events as signed HTTP POSTs (Standard Webhooks): their messages, delivery attempts and replays, and the event catalogue"),
+        (name = "tickets", description = "Tickets: from conversations or on their own, with status changes, comments, linked conversations, history and SLA due times; kept in step with the tenant's ticket system"),
+        (name = "connectors", description = "Connections to the tenant's external ticket system and CRM: configuration (secrets write-only), health and recent errors, and CRM lookups"),
+        (name = "inbound webhooks", description = "Where external ticket systems POST their updates, authenticated by an HMAC signature instead of an API key"),
         (name = "meta", description = "This description"),
     )
 )]
@@ -157,14 +160,24 @@ fn add_shared(path: &str, method: &str, operation: &mut Map<String, Value>) {
         .get("parameters")
         .and_then(Value::as_array)
         .is_some_and(|params| params.iter().any(|p| p["in"] == "query"));
-    let is_post = method == "post";
+    // A route without the API key (an external system's signed webhook) describes its own 401,
+    // answers no 404 whatever its path holds, reads any body as bytes, and takes no
+    // `Idempotency-Key`, which is scoped to a key's tenant.
+    let keyed = operation
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|schemes| schemes.iter().any(|s| s.get("api_key").is_some()));
+    let is_post = method == "post" && keyed;
 
-    let mut shared: Vec<(u16, ProblemKind, &str)> = vec![
-        (
+    let mut shared: Vec<(u16, ProblemKind, &str)> = Vec::new();
+    if keyed {
+        shared.push((
             401,
             ProblemKind::Unauthorized,
             "No API key, or one that is unknown or revoked (`unauthorized`)",
-        ),
+        ));
+    }
+    shared.extend([
         (
             503,
             ProblemKind::Unavailable,
@@ -175,15 +188,21 @@ fn add_shared(path: &str, method: &str, operation: &mut Map<String, Value>) {
             ProblemKind::Internal,
             "An unexpected failure (`internal`); it is logged with the request id",
         ),
-    ];
-    if has_id {
+    ]);
+    if has_id && keyed {
         shared.push((
             404,
             ProblemKind::NotFound,
             "No such resource in the caller's tenant (`not-found`)",
         ));
     }
-    if has_body {
+    if has_body && !keyed {
+        shared.push((
+            413,
+            ProblemKind::RequestTooLarge,
+            "The body is larger than the gateway accepts (`request-too-large`)",
+        ));
+    } else if has_body {
         shared.extend([
             (
                 400,
@@ -418,6 +437,25 @@ mod tests {
             ),
             ("/v1/webhooks/endpoints/{endpoint_id}/replay", "post"),
             ("/v1/webhooks/event-types", "get"),
+            ("/v1/tickets", "post"),
+            ("/v1/tickets", "get"),
+            ("/v1/tickets/{ticket_id}", "get"),
+            ("/v1/tickets/{ticket_id}", "patch"),
+            ("/v1/tickets/{ticket_id}/status", "post"),
+            ("/v1/tickets/{ticket_id}/comments", "post"),
+            ("/v1/tickets/{ticket_id}/conversations", "post"),
+            ("/v1/tickets/{ticket_id}/conversations/{conversation_id}", "delete"),
+            ("/v1/tickets/{ticket_id}/history", "get"),
+            ("/v1/conversations/{conversation_id}/tickets", "post"),
+            ("/v1/sla-policies", "get"),
+            ("/v1/sla-policies", "put"),
+            ("/v1/connectors", "post"),
+            ("/v1/connectors", "get"),
+            ("/v1/connectors/{connector_id}", "get"),
+            ("/v1/connectors/{connector_id}", "put"),
+            ("/v1/connectors/{connector_id}", "delete"),
+            ("/v1/connectors/{connector_id}/health", "get"),
+            ("/v1/contacts/{contact_id}/crm-profile", "post"),
             ("/v1/openapi.json", "get"),
         ];
         for (path, method) in expected {
@@ -436,6 +474,22 @@ mod tests {
                 assert!(params.iter().any(|p| p["name"] == "Idempotency-Key"), "{path}");
             }
         }
+        // The inbound webhook has no key to present: its signature is its only credential, and
+        // nothing it answers tells whether a tenant or connector exists.
+        let inbound = &doc["paths"]["/v1/inbound/tickets/{tenant_id}/{connector_id}"]["post"];
+        assert!(inbound["summary"].is_string());
+        assert_eq!(inbound["security"], json!([{}]));
+        let params = inbound["parameters"].as_array().expect("parameters");
+        assert!(params.iter().any(|p| p["name"] == "X-Signature" && p["in"] == "header"));
+        assert!(!params.iter().any(|p| p["name"] == "Idempotency-Key"));
+        assert_eq!(
+            inbound["responses"]["401"]["content"]["application/problem+json"]["example"]["type"],
+            "/problems/unauthorized"
+        );
+        for absent in ["400", "404", "415"] {
+            assert!(inbound["responses"][absent].is_null(), "{absent}");
+        }
+        assert!(inbound["responses"]["413"].is_object());
         assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
         let types = doc["components"]["schemas"]["ProblemType"]["enum"]
             .as_array()
@@ -473,6 +527,21 @@ mod tests {
             "Replay",
             "Replayed",
             "EventType",
+            "Ticket",
+            "TicketStatus",
+            "CreateTicket",
+            "CreateTicketFromConversation",
+            "UpdateTicket",
+            "ChangeStatus",
+            "AddComment",
+            "Comment",
+            "TicketHistory",
+            "SlaPolicies",
+            "Connector",
+            "ConnectorSettings",
+            "ConnectorHealth",
+            "ContactProfile",
+            "InboundUpdate",
         ] {
             assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
         }

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 
 use crate::problem::{Problem, ProblemKind};
 use crate::rest::model::{Priority, Status};
+use crate::rest::tickets_model::TicketStatus;
 use crate::rest::webhooks_model::{MessageStatus, parse_time_ms};
 
 /// The largest page.
@@ -166,6 +167,49 @@ impl ConversationFilter {
             channel: text("channel")?,
             tag: text("tag")?,
             priority,
+            contact_id: text("contact_id")?,
+        };
+        Ok((filter, Paging::parse_from(query)?))
+    }
+}
+
+/// Filters of the ticket list; all given filters must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TicketFilter {
+    /// Only tickets in this status.
+    pub status: Option<TicketStatus>,
+    /// Only tickets linked to this conversation.
+    pub conversation_id: Option<String>,
+    /// Only tickets for this contact.
+    pub contact_id: Option<String>,
+}
+
+impl TicketFilter {
+    /// The filter and paging of a ticket list.
+    pub fn parse(query: &QueryPairs) -> Result<(TicketFilter, Paging), Problem> {
+        let mut known = vec!["status", "conversation_id", "contact_id"];
+        known.extend(Paging::NAMES);
+        query.check_known(&known)?;
+        let status = match query.single("status")? {
+            None | Some("") => None,
+            Some(name) => match TicketStatus::ALL.iter().find(|(n, _)| *n == name) {
+                Some((_, status)) => Some(*status),
+                None => {
+                    return Err(invalid(format!(
+                        "status {:?} is not one of: {}",
+                        name.chars().take(32).collect::<String>(),
+                        TicketStatus::ALL.map(|(n, _)| n).join(", ")
+                    )));
+                }
+            },
+        };
+        let text = |name| -> Result<Option<String>, Problem> {
+            Ok(query.single(name)?.filter(|v| !v.is_empty()).map(str::to_owned))
+        };
+        let filter = TicketFilter {
+            status,
+            conversation_id: text("conversation_id")?,
             contact_id: text("contact_id")?,
         };
         Ok((filter, Paging::parse_from(query)?))
@@ -340,5 +384,27 @@ mod tests {
             assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{problem:?}");
         }
         assert!(AttemptFilter::parse(&pairs(&[("status", "failed")])).is_err());
+    }
+
+    #[test]
+    fn ticket_filters_are_parsed_naming_mistakes() {
+        let (filter, paging) = TicketFilter::parse(&pairs(&[
+            ("status", "pending"),
+            ("contact_id", "ctc_1"),
+            ("page_size", "5"),
+        ]))
+        .expect("valid");
+        assert_eq!(filter.status, Some(TicketStatus::Pending));
+        assert_eq!(filter.contact_id.as_deref(), Some("ctc_1"));
+        assert_eq!(paging.size(), 5);
+        for (query, needle) in [
+            (vec![("status", "bot")], "status"),
+            (vec![("status", "new"), ("status", "open")], "status"),
+            (vec![("assignee_id", "agt_1")], "assignee_id"),
+            (vec![("page_size", "101")], "page_size"),
+        ] {
+            let problem = TicketFilter::parse(&pairs(&query)).map(|_| ()).expect_err(needle);
+            assert!(problem.detail.as_deref().unwrap_or("").contains(needle), "{problem:?}");
+        }
     }
 }

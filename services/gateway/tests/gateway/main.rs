@@ -1,5 +1,5 @@
-//! The gateway against a real nats-server and real conversation, routing and webhook services,
-//! all in-process.
+//! The gateway against a real nats-server and real conversation, routing, ticket-sync and webhook
+//! services, all in-process.
 
 mod grpc;
 mod iam;
@@ -9,4 +9,5 @@ mod restart;
 mod routing;
 mod subscriber;
 mod support;
+mod tickets;
 mod webhooks;

@@ -1,5 +1,5 @@
-//! A gateway and a conversation service (and, for the routing and webhook tests, a routing or
-//! webhook service) started in-process against a fresh nats-server.
+//! A gateway and a conversation service (and, for the routing, webhook and ticket tests, a
+//! routing, webhook or ticket-sync service) started in-process against a fresh nats-server.
 
 #![allow(dead_code)]
 
@@ -12,6 +12,7 @@ use yy_gateway::GatewayConfig;
 use yy_routing::RoutingConfig;
 use yy_runtime::{Listeners, RunError, Secret, ServiceConfig};
 use yy_testkit::{NatsServer, RunningService, spawn_service};
+use yy_ticket_sync::TicketSyncConfig;
 use yy_webhook::{WebhookConfig, WebhookSettings};
 
 /// The admin token the test gateway is configured with.
@@ -31,6 +32,7 @@ pub struct Cluster {
     pub conversation: Option<RunningService<RunError>>,
     pub routing: Option<RunningService<RunError>>,
     pub webhook: Option<RunningService<RunError>>,
+    pub ticket_sync: Option<RunningService<RunError>>,
     pub gateway: Option<RunningService<RunError>>,
     pub http: reqwest::Client,
     conversation_config: ServiceConfig<ConversationConfig>,
@@ -83,6 +85,26 @@ impl Cluster {
         cluster
     }
 
+    /// Starts everything with a ticket-sync service too, and waits until all three are ready.
+    pub async fn start_with_tickets() -> Cluster {
+        let mut cluster = Cluster::new();
+        cluster.start_conversation().await;
+        cluster.start_ticket_sync().await;
+        cluster.start_gateway().await;
+        cluster
+    }
+
+    /// Starts every service behind the gateway, and the gateway, and waits until all are ready.
+    pub async fn start_with_everything() -> Cluster {
+        let mut cluster = Cluster::new();
+        cluster.start_conversation().await;
+        cluster.start_routing().await;
+        cluster.start_webhook().await;
+        cluster.start_ticket_sync().await;
+        cluster.start_gateway().await;
+        cluster
+    }
+
     fn new() -> Cluster {
         let nats = NatsServer::start();
         let conversation_config = common::<ConversationConfig>(&nats);
@@ -91,6 +113,7 @@ impl Cluster {
             conversation: None,
             routing: None,
             webhook: None,
+            ticket_sync: None,
             gateway: None,
             http: reqwest::Client::new(),
             conversation_config,
@@ -133,6 +156,23 @@ impl Cluster {
         self.webhook = Some(running);
     }
 
+    /// Starts the ticket-sync service with a sealing key and quick retries (100 ms doubling to
+    /// 400 ms), calling the conversation service started before it.
+    pub async fn start_ticket_sync(&mut self) {
+        let mut config = common::<TicketSyncConfig>(&self.nats);
+        let conversation = self.conversation.as_ref().expect("the conversation service runs");
+        config.extra.upstream.conversation = format!("http://{}", conversation.grpc);
+        config.extra.ticket_sync.secret_key = Secret::new("gateway-test-ticket-sync-secret-key-0123456789");
+        config.extra.ticket_sync.retry_base_ms = 100;
+        config.extra.ticket_sync.retry_max_ms = 400;
+        let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
+            yy_ticket_sync::run(config, Listeners { http, grpc }, shutdown)
+        })
+        .await;
+        wait_ready(&format!("http://{}/readyz", running.http)).await;
+        self.ticket_sync = Some(running);
+    }
+
     /// Starts (or restarts) the conversation service.
     pub async fn start_conversation(&mut self) {
         if let Some(running) = self.conversation.take() {
@@ -171,6 +211,9 @@ impl Cluster {
         }
         if let Some(webhook) = &self.webhook {
             config.extra.upstream.webhook = format!("http://{}", webhook.grpc);
+        }
+        if let Some(ticket_sync) = &self.ticket_sync {
+            config.extra.upstream.ticket_sync = format!("http://{}", ticket_sync.grpc);
         }
         let running = spawn_service(move |http, grpc, shutdown: CancellationToken| {
             yy_gateway::run(config, Listeners { http, grpc }, shutdown)
@@ -224,6 +267,9 @@ impl Cluster {
         }
         if let Some(webhook) = self.webhook.take() {
             webhook.stop().await.expect("webhook stops cleanly");
+        }
+        if let Some(ticket_sync) = self.ticket_sync.take() {
+            ticket_sync.stop().await.expect("ticket-sync stops cleanly");
         }
         if let Some(conversation) = self.conversation.take() {
             conversation.stop().await.expect("conversation stops cleanly");
