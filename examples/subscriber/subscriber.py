@@ -69,7 +69,7 @@ def event_line(partition, sequence, envelope):
     )
 
 
-async def consume(js, eventlog, args, partition, activity):
+async def bind(js, args, partition):
     stream = f"YY_{args.context.upper()}_{partition}"
     subject = f"yy.evt.{args.context}.{partition}.{args.tenant}.>"
     # Naming the consumer and giving one filter makes the client send
@@ -84,7 +84,10 @@ async def consume(js, eventlog, args, partition, activity):
         ack_wait=30,
     )
     await js.add_consumer(stream, config)
-    sub = await js.pull_subscribe_bind(durable=args.durable, stream=stream)
+    return await js.pull_subscribe_bind(durable=args.durable, stream=stream)
+
+
+async def consume(sub, eventlog, partition, activity):
     while True:
         try:
             messages = await sub.fetch(batch=100, timeout=1)
@@ -127,10 +130,13 @@ async def main():
         eventlog = generate(args.proto_dir, pathlib.Path(out_dir))
         nc = await nats.connect(args.nats_url, inbox_prefix=args.inbox_prefix)
         js = nc.jetstream()
+        # Every consumer exists before anything is read, so that a refused or failed set-up
+        # stops the program instead of passing for an idle log.
+        subs = [await bind(js, args, p) for p in range(args.partitions)]
         activity = [time.monotonic()]
         tasks = [
-            asyncio.create_task(consume(js, eventlog, args, p, activity))
-            for p in range(args.partitions)
+            asyncio.create_task(consume(sub, eventlog, p, activity))
+            for p, sub in enumerate(subs)
         ]
         try:
             while True:
