@@ -34,11 +34,16 @@ if [[ ! -s "$secrets" ]]; then
 fi
 # shellcheck disable=SC1090
 source "$secrets"
-# Ticket-sync seals connector secrets with its own key: made on first use (also for a secrets file
-# from before it), then kept, since a new one would make every stored connector secret unreadable.
+# Ticket-sync and webhook seal the secrets they keep (connector credentials, endpoints' signing
+# secrets) with keys of their own: made on first use (also for a secrets file from before them),
+# then kept, since a new one would make every stored secret unreadable.
 if [[ -z ${YY_TICKET_SYNC_SECRET_KEY:-} ]]; then
   YY_TICKET_SYNC_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
   (umask 077 && echo "YY_TICKET_SYNC_SECRET_KEY=$YY_TICKET_SYNC_SECRET_KEY" >>"$secrets")
+fi
+if [[ -z ${YY_WEBHOOK_SECRET_KEY:-} ]]; then
+  YY_WEBHOOK_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
+  (umask 077 && echo "YY_WEBHOOK_SECRET_KEY=$YY_WEBHOOK_SECRET_KEY" >>"$secrets")
 fi
 
 stop() {
@@ -112,6 +117,8 @@ for i in "${!services[@]}"; do
   elif [[ $service == ticket-sync ]]; then
     extra=("${prefix}UPSTREAM__CONVERSATION=http://127.0.0.1:$((grpc_base + 1))"
            "${prefix}TICKET_SYNC__SECRET_KEY=$YY_TICKET_SYNC_SECRET_KEY")
+  elif [[ $service == webhook ]]; then
+    extra=("${prefix}WEBHOOK__SECRET_KEY=$YY_WEBHOOK_SECRET_KEY")
   fi
   env "${extra[@]}" \
       "${prefix}NATS__URL=nats://127.0.0.1:$nats_port" \
