@@ -710,7 +710,7 @@ fn refused() -> Problem {
         example = json!({"ticket": {"id": "48213", "status": "RESOLVED"}, "comment": {"body": "Refund issued."}})),
     responses(
         (status = 200, description = "The update was applied, or changed nothing", body = InboundUpdate),
-        (status = 401, description = "The signature does not verify, or there is no such enabled connector accepting webhooks (`unauthorized`); the same answer for each",
+        (status = 401, description = "The signature does not verify, or there is no such enabled connector accepting webhooks (`unauthorized`); the same answer for each. A signed update about a ticket the connector never received, or a status change the ticket's status forbids, is answered the same way: the ticket service names those with the same kinds as an unknown or disabled connector",
             body = Problem, content_type = "application/problem+json",
             example = json!({
                 "type": "/problems/unauthorized",
@@ -766,7 +766,9 @@ pub async fn receive_inbound(
             let problem = Problem::from(status.clone());
             match problem.kind() {
                 // Before the signature is checked, ticket-sync names the unknown or disabled
-                // connector; the sender learns none of it.
+                // connector; the sender learns none of it. The same kinds after a valid signature
+                // (an unknown external id, a forbidden transition) cannot be told apart from
+                // those, so they are refused alike.
                 Some(ProblemKind::Unauthorized | ProblemKind::NotFound | ProblemKind::InvalidState) => {
                     tracing::info!(
                         tenant_id,

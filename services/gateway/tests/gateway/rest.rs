@@ -860,7 +860,7 @@ async fn bad_input_gets_a_precise_problem_and_changes_nothing() {
         .await
         .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
     // Routes and methods that do not exist, and missing credentials.
-    let unknown = acme.get("/v1/tickets").await;
+    let unknown = acme.get("/v1/invoices").await;
     unknown.expect_problem(StatusCode::NOT_FOUND, "not-found");
     assert!(unknown.header("x-request-id").is_some());
     let wrong_method = acme.send(acme.request(Method::DELETE, "/v1/conversations")).await;

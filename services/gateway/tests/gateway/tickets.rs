@@ -698,3 +698,135 @@ async fn the_ticket_api_over_grpc_acts_within_the_keys_tenant() {
 
     cluster.stop().await;
 }
+
+const CRM_KEY: &str = "crm-api-key-31337";
+
+#[tokio::test]
+async fn a_crm_lookup_on_demand_writes_the_profile_to_the_contact_and_is_cached() {
+    let cluster = Cluster::start_with_tickets().await;
+    let acme = Api::new(&cluster, "Acme").await;
+    let lookups = Arc::new(AtomicU64::new(0));
+    let crm = axum::Router::new()
+        .route(
+            "/customers/{email}",
+            axum::routing::get(
+                |State(lookups): State<Arc<AtomicU64>>, Path(email): Path<String>, headers: HeaderMap| async move {
+                    lookups.fetch_add(1, Ordering::SeqCst);
+                    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(CRM_KEY) {
+                        return (AxumStatus::UNAUTHORIZED, AxumJson(json!({})));
+                    }
+                    let tier = if email == "ada@example.com" { "vip" } else { "standard" };
+                    (
+                        AxumStatus::OK,
+                        AxumJson(json!({"customer": {"name": "Ada Lovelace", "tier": tier}})),
+                    )
+                },
+            ),
+        )
+        .with_state(lookups.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, crm).await });
+
+    let connector = acme
+        .post(
+            "/v1/connectors",
+            json!({
+                "name": "CRM", "kind": "crm", "base_url": base_url,
+                "auth": {"api_key": {"header": "X-Api-Key", "key": CRM_KEY}},
+                "crm": {"lookup": {"method": "GET", "path": "/customers/{{contact.identities.email}}"},
+                        "attributes": {"tier": "/customer/tier"}, "name_pointer": "/customer/name"}
+            }),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(connector["auth"], json!({"kind": "api_key", "header": "X-Api-Key"}));
+    assert!(connector.get("inbound_path").is_none(), "{connector}");
+
+    let contact = acme
+        .post(
+            "/v1/contacts",
+            json!({"identity": {"channel": "email", "external_id": "ada@example.com"}}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let contact_id = contact["id"].as_str().expect("id").to_owned();
+    let lookup = format!("/v1/contacts/{contact_id}/crm-profile");
+
+    let profile = acme.post(&lookup, json!({})).await.expect(StatusCode::OK);
+    assert_eq!(profile["attributes"], json!({"tier": "vip"}));
+    assert_eq!(profile["name"], "Ada Lovelace");
+    assert_eq!(profile["cached"], false);
+    assert_eq!(profile["connector_id"], connector["id"]);
+    let contact = acme
+        .get(&format!("/v1/contacts/{contact_id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(contact["attributes"]["tier"], "vip");
+
+    // Without a body the cache answers; with `refresh` the CRM is asked again.
+    let response = cluster
+        .http
+        .post(cluster.url(&lookup))
+        .bearer_auth(&acme.tenant.key)
+        .send()
+        .await
+        .expect("lookup without a body");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cached: Value = response.json().await.expect("json");
+    assert_eq!(cached["cached"], true);
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+    let refreshed = acme
+        .post(&lookup, json!({"refresh": true}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(refreshed["cached"], false);
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+
+    let health = acme
+        .get(&format!(
+            "/v1/connectors/{}/health",
+            connector["id"].as_str().expect("id")
+        ))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (health["state"].as_str(), health["cache_hits"].as_u64()),
+        (Some("ok"), Some(1))
+    );
+    for answer in acme.answers() {
+        assert!(!answer.contains(CRM_KEY), "the CRM key in {answer}");
+    }
+
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_ticket_create_retried_with_the_same_idempotency_key_makes_one_ticket() {
+    let cluster = Cluster::start_with_tickets().await;
+    let acme = Api::new(&cluster, "Acme").await;
+    let create = || {
+        cluster
+            .http
+            .post(cluster.url("/v1/tickets"))
+            .bearer_auth(&acme.tenant.key)
+            .header("idempotency-key", "ticket-once-1")
+            .json(&json!({"subject": "Charged twice"}))
+            .send()
+    };
+    let first = create().await.expect("first");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+    let again = create().await.expect("again");
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(
+        again.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["id"], first["id"]);
+    let list = acme.get("/v1/tickets").await.expect(StatusCode::OK);
+    assert_eq!(list["tickets"].as_array().map(Vec::len), Some(1));
+
+    cluster.stop().await;
+}
