@@ -1172,3 +1172,55 @@ async fn an_endpoint_failing_for_days_is_disabled_on_scaled_time() {
     assert!(failing.received().len() <= tries + 1);
     webhook.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_scheduled_retry_survives_a_restart_with_the_same_webhook_id() {
+    let nats = NatsServer::start();
+    let conversation = start_conversation(&nats).await;
+    let webhook = start_webhook(&nats, settings(&[2], 1.0)).await;
+    let mut api = webhooks(format!("http://{}", webhook.grpc)).await;
+    let receiver = Receiver::start().await;
+    let created = create_endpoint(&mut api, &receiver.url(), &["message.created"])
+        .await
+        .expect("create");
+    receiver.trust(&created.secret);
+    receiver.answer(|_, attempt, _| (if attempt == 1 { 500 } else { 200 }, Vec::new()));
+    let mut client = conversations(&conversation).await;
+    let conversation_id = open_conversation(&mut client, "restart").await;
+    post(&mut client, &conversation_id, "retry me").await;
+    eventually("the first attempt", Duration::from_secs(10), || {
+        let receiver = receiver.clone();
+        async move { (!receiver.received().is_empty()).then_some(()) }
+    })
+    .await;
+    // Stopped (a final snapshot holds the waiting message) and started again: the retry keeps
+    // its recorded time, neither sooner nor lost.
+    webhook.stop().await.expect("stop");
+    let webhook = start_webhook(&nats, settings(&[2], 1.0)).await;
+    let received = eventually("the retry after the restart", Duration::from_secs(10), || {
+        let receiver = receiver.clone();
+        async move {
+            let received = receiver.received();
+            (received.len() >= 2).then_some(received)
+        }
+    })
+    .await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].id, received[1].id);
+    assert!(received[1].signature_ok, "the secret opens after the restart");
+    let gap = received[1].at - received[0].at;
+    assert!(gap >= Duration::from_millis(1_900), "retried on schedule: {gap:?}");
+    let api = webhooks(format!("http://{}", webhook.grpc)).await;
+    let endpoint = created.endpoint.expect("endpoint").endpoint_id;
+    let delivered = eventually("the message to be delivered", Duration::from_secs(5), || {
+        let mut api = api.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            let delivered = messages(&mut api, &endpoint, "delivered").await;
+            (!delivered.is_empty()).then_some(delivered)
+        }
+    })
+    .await;
+    assert_eq!(delivered[0].attempts, 2);
+    webhook.stop().await.expect("stop");
+}
