@@ -128,6 +128,7 @@ async fn consume(
     source: LogContext,
     shutdown: CancellationToken,
 ) {
+    let mut told = false;
     loop {
         let handler = {
             let (log, endpoints, dispatcher) = (log.clone(), endpoints.clone(), dispatcher.clone());
@@ -139,7 +140,11 @@ async fn consume(
                 return;
             }
             Err(error) => {
-                tracing::info!(%error, context = source.name(), "cannot consume this context yet; trying again");
+                // Said once: a context whose owner is not deployed would otherwise fill the log.
+                if !told {
+                    tracing::info!(%error, context = source.name(), "cannot consume this context yet; trying every 2 s");
+                    told = true;
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
