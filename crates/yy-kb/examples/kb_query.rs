@@ -29,6 +29,6 @@ fn main() {
                 h.highlights.iter().map(|h| &h.snippet).collect::<Vec<_>>()
             );
         }
-        println!("{:?}", kb.answer(q, 0.5).unwrap());
+        println!("{:?}", kb.answer(q, yy_kb::DEFAULT_THRESHOLD).unwrap());
     }
 }
