@@ -1090,10 +1090,13 @@ pub struct Connector {
 impl Connector {
     /// `connector` of `tenant_id`'s, whose tenant names its inbound path.
     pub(crate) fn from_proto(connector: pb::Connector, tenant_id: &str) -> Connector {
-        let kind = if connector.kind == "crm" {
-            ConnectorKind::Crm
-        } else {
-            ConnectorKind::TicketSystem
+        let kind = match connector.kind.as_str() {
+            "crm" => ConnectorKind::Crm,
+            "ticket_system" => ConnectorKind::TicketSystem,
+            other => {
+                tracing::error!(kind = other, "the ticket service sent an unknown connector kind");
+                ConnectorKind::TicketSystem
+            }
         };
         Connector {
             inbound_path: (kind == ConnectorKind::TicketSystem)
