@@ -1224,3 +1224,89 @@ async fn a_scheduled_retry_survives_a_restart_with_the_same_webhook_id() {
     assert_eq!(delivered[0].attempts, 2);
     webhook.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn routing_events_reach_endpoints_as_public_events() {
+    let nats = NatsServer::start();
+    // The routing log as the routing service would write it: provisioned, then a desk's commit.
+    let log = yy_eventlog::EventLog::connect(&nats_config(&nats), log_config(), "webhook-test")
+        .await
+        .expect("connect to the log");
+    log.provision(yy_eventlog::LogContext::ROUTING)
+        .await
+        .expect("provision routing");
+    let webhook = start_webhook(&nats, settings(&[], 1.0)).await;
+    let mut api = webhooks(format!("http://{}", webhook.grpc)).await;
+    let receiver = Receiver::start().await;
+    let created = create_endpoint(&mut api, &receiver.url(), &["conversation.assigned", "agent.*"])
+        .await
+        .expect("create");
+    receiver.trust(&created.secret);
+    let desk = format!("desk_{TENANT}");
+    let envelope = |payload| yy_eventlog::EventEnvelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: TENANT.into(),
+        aggregate_type: "desk".into(),
+        aggregate_id: desk.clone(),
+        occurred_at: Some(std::time::SystemTime::now().into()),
+        schema_version: 1,
+        payload: Some(payload),
+        ..Default::default()
+    };
+    use yy_proto::routing::v1 as routing;
+    let commit = yy_eventlog::NewCommit {
+        context: yy_eventlog::LogContext::ROUTING,
+        tenant_id: TENANT.into(),
+        aggregate_id: desk.clone(),
+        command_id: "assign-1".into(),
+        events: vec![
+            envelope(yy_eventlog::Payload::ConversationOffered(
+                routing::ConversationOffered {
+                    conversation_id: "conv_1".into(),
+                    agent_id: "agt_1".into(),
+                    ..Default::default()
+                },
+            )),
+            envelope(yy_eventlog::Payload::ConversationAssigned(
+                routing::ConversationAssigned {
+                    conversation_id: "conv_1".into(),
+                    agent_id: "agt_1".into(),
+                    queue: "general".into(),
+                    at_ms: 1,
+                    waited_ms: 1_500,
+                },
+            )),
+            envelope(yy_eventlog::Payload::AgentPresenceChanged(
+                routing::AgentPresenceChanged {
+                    agent_id: "agt_1".into(),
+                    presence: "away".into(),
+                    at_ms: 2,
+                },
+            )),
+        ],
+        trace: None,
+    };
+    log.append(commit, yy_eventlog::Expected::Any).await.expect("append");
+    let received = eventually("both public events", Duration::from_secs(15), || {
+        let receiver = receiver.clone();
+        async move {
+            let received = receiver.received();
+            (received.len() >= 2).then_some(received)
+        }
+    })
+    .await;
+    // Two messages of an unordered endpoint: they may arrive in either order.
+    let of_type = |t: &str| {
+        received
+            .iter()
+            .find(|r| r.body["type"] == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+    };
+    assert_eq!(received.len(), 2, "the offer is not public");
+    assert!(received.iter().all(|r| r.signature_ok));
+    let assigned = of_type("conversation.assigned");
+    assert_eq!(assigned.body["aggregate_id"], "conv_1");
+    assert_eq!(assigned.body["data"]["waited_ms"], 1_500);
+    assert_eq!(of_type("agent.status_changed").body["data"]["status"], "away");
+    webhook.stop().await.expect("stop");
+}
