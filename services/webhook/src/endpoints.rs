@@ -50,32 +50,29 @@ pub enum Command {
 
 fn decide(endpoint_id: &str, current: Option<&Endpoint>, command: &Command, now: i64) -> Result<Vec<Payload>, Status> {
     let id = endpoint_id.to_owned();
-    if let Command::Create {
-        settings,
-        enabled,
-        sealed,
-    } = command
-    {
-        if current.is_some() {
-            // The same command again (the id is derived from its command id): nothing new.
-            return Ok(Vec::new());
-        }
-        return Ok(vec![Payload::WebhookEndpointCreated(pb::EndpointCreated {
-            endpoint_id: id,
-            settings: Some(settings.clone()),
-            enabled: *enabled,
-            secret: Some(pb::SealedSecret {
-                sealed: sealed.clone(),
-                expires_at_ms: 0,
-            }),
-            created_at_ms: now,
-        })]);
-    }
-    let endpoint = current
-        .filter(|e| !e.deleted)
-        .ok_or_else(|| not_found("endpoint", endpoint_id))?;
+    let Some(endpoint) = current else {
+        return match command {
+            Command::Create {
+                settings,
+                enabled,
+                sealed,
+            } => Ok(vec![Payload::WebhookEndpointCreated(pb::EndpointCreated {
+                endpoint_id: id,
+                settings: Some(settings.clone()),
+                enabled: *enabled,
+                secret: Some(pb::SealedSecret {
+                    sealed: sealed.clone(),
+                    expires_at_ms: 0,
+                }),
+                created_at_ms: now,
+            })]),
+            _ => Err(not_found("endpoint", endpoint_id)),
+        };
+    };
     let payload = match command {
-        Command::Create { .. } => unreachable!("handled above"),
+        // The same create again (the id derives from its command id): nothing new.
+        Command::Create { .. } => return Ok(Vec::new()),
+        _ if endpoint.deleted => return Err(not_found("endpoint", endpoint_id)),
         Command::Update { settings } => Payload::WebhookEndpointUpdated(pb::EndpointUpdated {
             endpoint_id: id,
             settings: Some(settings.clone()),

@@ -291,7 +291,7 @@ impl Webhooks {
                 let endpoints = &mut self.tenants.entry(tenant.to_owned()).or_default().endpoints;
                 endpoints.entry(e.endpoint_id.clone()).or_insert_with(|| Endpoint {
                     id: e.endpoint_id.clone(),
-                    settings: Settings::from_proto(&e.settings.clone().unwrap_or_default()),
+                    settings: Settings::from_proto(e.settings.as_ref().unwrap_or(&pb::EndpointSettings::default())),
                     enabled: e.enabled,
                     disabled_reason: if e.enabled { String::new() } else { "requested".into() },
                     deleted: false,
@@ -315,7 +315,8 @@ impl Webhooks {
             }
             Payload::WebhookEndpointUpdated(e) => {
                 if let Some(endpoint) = self.endpoint_mut(tenant, &e.endpoint_id) {
-                    endpoint.settings = Settings::from_proto(&e.settings.clone().unwrap_or_default());
+                    endpoint.settings =
+                        Settings::from_proto(e.settings.as_ref().unwrap_or(&pb::EndpointSettings::default()));
                     endpoint.sequence = sequence;
                 }
             }
