@@ -56,22 +56,29 @@ pub async fn receive(
     request: pb::ReceiveExternalUpdateRequest,
 ) -> Result<pb::ReceiveExternalUpdateResponse, Status> {
     let connector_id = request.connector_id.as_str();
+    // Until the signature verifies, every refusal is the same `invalid-signature`, so a sender
+    // learns nothing of which tenants and connectors exist; the reason goes to the log and to the
+    // connector's health when there is one.
+    let unverified = |reason: String| {
+        tracing::info!(%tenant, connector_id, %reason, "an inbound webhook was refused before its signature was checked");
+        invalid_signature("signature: does not verify for this connector")
+    };
     let connector = store
         .read(tenant, |t| t.connectors.get(connector_id).cloned())
         .filter(|c| c.is_ticket_system())
-        .ok_or_else(|| not_found("ticket-system connector", connector_id))?;
-    if !connector.config.enabled {
-        return Err(invalid_state(format!("connector {connector_id} is disabled")));
-    }
-    if connector.config.sealed_inbound_secret.is_empty() {
-        return Err(invalid_state(format!(
-            "connector {connector_id} has no inbound_secret: set one to accept its webhooks"
-        )));
-    }
+        .ok_or_else(|| unverified(format!("no ticket-system connector {connector_id}")))?;
     let refuse = |status: Status| {
         health.inbound(tenant, connector_id, "refused", Some(status.message()));
         status
     };
+    if !connector.config.enabled {
+        return Err(refuse(unverified(format!("connector {connector_id} is disabled"))));
+    }
+    if connector.config.sealed_inbound_secret.is_empty() {
+        return Err(refuse(unverified(format!(
+            "connector {connector_id} has no inbound_secret: set one to accept its webhooks"
+        ))));
+    }
     if request.body.len() > MAX_BODY_BYTES {
         return Err(refuse(invalid("body", format!("at most {MAX_BODY_BYTES} bytes"))));
     }
@@ -82,7 +89,7 @@ pub async fn receive(
             "inbound_secret",
             &connector.config.sealed_inbound_secret,
         )
-        .map_err(|e| refuse(invalid_state(e.message)))?;
+        .map_err(|e| refuse(unverified(e.message)))?;
     if !verify(secret.as_bytes(), &request.body, &request.signature) {
         return Err(refuse(invalid_signature(
             "signature: does not match the body under the connector's inbound secret",

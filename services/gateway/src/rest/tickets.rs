@@ -710,7 +710,7 @@ fn refused() -> Problem {
         example = json!({"ticket": {"id": "48213", "status": "RESOLVED"}, "comment": {"body": "Refund issued."}})),
     responses(
         (status = 200, description = "The update was applied, or changed nothing", body = InboundUpdate),
-        (status = 401, description = "The signature does not verify, or there is no such enabled connector accepting webhooks (`unauthorized`); the same answer for each. A signed update about a ticket the connector never received, or a status change the ticket's status forbids, is answered the same way: the ticket service names those with the same kinds as an unknown or disabled connector",
+        (status = 401, description = "The signature does not verify, or there is no such enabled connector accepting webhooks (`unauthorized`); the same answer for each. ",
             body = Problem, content_type = "application/problem+json",
             example = json!({
                 "type": "/problems/unauthorized",
@@ -719,7 +719,8 @@ fn refused() -> Problem {
                 "detail": "the signature does not verify for this connector"
             })),
         (status = 422, description = "Signed, but the body cannot be read with the connector's mapping (`validation-failed`): not JSON, no external ticket id, or a status that maps to none here", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent changes kept conflicting (`conflict`); retrying is safe", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Signed, but about a ticket this connector never received (`not-found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Signed, but a status change the ticket's status forbids (`invalid-state`), or concurrent changes kept conflicting (`conflict`; retrying is safe)", body = Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
@@ -765,11 +766,10 @@ pub async fn receive_inbound(
         Err(status) => {
             let problem = Problem::from(status.clone());
             match problem.kind() {
-                // Before the signature is checked, ticket-sync names the unknown or disabled
-                // connector; the sender learns none of it. The same kinds after a valid signature
-                // (an unknown external id, a forbidden transition) cannot be told apart from
-                // those, so they are refused alike.
-                Some(ProblemKind::Unauthorized | ProblemKind::NotFound | ProblemKind::InvalidState) => {
+                // Ticket-sync answers every refusal before the signature verifies (no such
+                // connector, a disabled one, a bad signature) as `invalid-signature`; the sender
+                // gets one uniform answer. Refusals of a signed update are the sender's to know.
+                Some(ProblemKind::Unauthorized) => {
                     tracing::info!(
                         tenant_id,
                         connector_id,

@@ -464,6 +464,17 @@ async fn a_ticket_from_a_conversation_reaches_the_ticket_system_and_its_signed_u
             "{tenant} {connector}"
         );
     }
+    // Once signed, a refusal is the sender's to know: a ticket this connector never received.
+    let stranger = serde_json::to_vec(&json!({"ticket": {"id": "HD-404", "status": "RESOLVED"}})).expect("json");
+    inbound(
+        &cluster,
+        &tenant_id,
+        &connector_id,
+        &stranger,
+        Some(sign(INBOUND_SECRET, &stranger)),
+    )
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "not-found");
     let too_large = vec![b' '; (1 << 20) + 1];
     inbound(
         &cluster,
