@@ -486,3 +486,237 @@ impl Snapshottable for Webhooks {
         Ok(state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use yy_eventlog::{Commit, EventEnvelope};
+
+    use super::*;
+
+    const TENANT: &str = "ten_1";
+
+    fn record(aggregate: &str, sequence: u64, payloads: Vec<Payload>) -> Record {
+        Record {
+            partition: 1,
+            sequence,
+            tenant_id: TENANT.into(),
+            aggregate_id: aggregate.into(),
+            commit: Commit {
+                command_id: format!("c{sequence}"),
+                events: payloads
+                    .into_iter()
+                    .map(|p| EventEnvelope {
+                        payload: Some(p),
+                        ..Default::default()
+                    })
+                    .collect(),
+            },
+            trace: None,
+        }
+    }
+
+    fn created(ordered: bool) -> Payload {
+        Payload::WebhookEndpointCreated(pb::EndpointCreated {
+            endpoint_id: "whk_1".into(),
+            settings: Some(pb::EndpointSettings {
+                url: "https://example.com/hook".into(),
+                event_types: vec!["*".into()],
+                ordered,
+                ..Default::default()
+            }),
+            enabled: true,
+            secret: Some(pb::SealedSecret::default()),
+            created_at_ms: 1_000,
+        })
+    }
+
+    fn enqueued(id: &str, aggregate: &str) -> Payload {
+        Payload::WebhookMessageEnqueued(pb::MessageEnqueued {
+            message_id: id.into(),
+            endpoint_id: "whk_1".into(),
+            event_id: format!("evt-{id}"),
+            event_type: "message.created".into(),
+            aggregate_id: aggregate.into(),
+            payload: "{}".into(),
+            created_at_ms: 2_000,
+        })
+    }
+
+    fn attempted(id: &str, attempt: u32, delivered: bool, next: i64) -> Payload {
+        Payload::WebhookDeliveryAttempted(pb::DeliveryAttempted {
+            message_id: id.into(),
+            attempt,
+            started_at_ms: 3_000,
+            status_code: if delivered { 200 } else { 500 },
+            delivered,
+            next_attempt_at_ms: next,
+            ..Default::default()
+        })
+    }
+
+    fn given(ordered: bool, history: Vec<(&str, Vec<Payload>)>) -> Webhooks {
+        let mut state = Webhooks::default();
+        state.apply(&record("whk_1", 1, vec![created(ordered)]));
+        for (i, (aggregate, payloads)) in history.into_iter().enumerate() {
+            state.apply(&record(aggregate, i as u64 + 2, payloads));
+        }
+        state
+    }
+
+    fn endpoint(state: &Webhooks) -> &Endpoint {
+        state.endpoint(TENANT, "whk_1").expect("endpoint")
+    }
+
+    fn due_ids(state: &Webhooks, now: i64) -> Vec<String> {
+        endpoint(state)
+            .due(now, 10, &HashSet::new())
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_message_is_due_at_once_and_a_repeat_of_it_changes_nothing() {
+        let state = given(
+            false,
+            vec![
+                ("out_conv_0", vec![enqueued("msg_a", "conv_1")]),
+                ("out_conv_0", vec![enqueued("msg_a", "conv_1")]),
+            ],
+        );
+        assert_eq!(due_ids(&state, 2_000), ["msg_a"]);
+        assert_eq!(endpoint(&state).pending.len(), 1);
+        assert_eq!(endpoint(&state).due(2_000, 10, &HashSet::new())[0].attempt, 1);
+    }
+
+    #[test]
+    fn a_failed_attempt_schedules_the_next_and_a_success_finishes_it() {
+        let state = given(
+            false,
+            vec![
+                ("out_conv_0", vec![enqueued("msg_a", "conv_1")]),
+                ("dlv_whk_1", vec![attempted("msg_a", 1, false, 8_000)]),
+            ],
+        );
+        assert!(due_ids(&state, 7_999).is_empty());
+        assert_eq!(due_ids(&state, 8_000), ["msg_a"]);
+        assert_eq!(endpoint(&state).next_due(&HashSet::new()), Some(8_000));
+        assert_eq!(endpoint(&state).failing_since_ms, 3_000);
+
+        let mut state = state;
+        state.apply(&record("dlv_whk_1", 10, vec![attempted("msg_a", 2, true, 0)]));
+        let e = endpoint(&state);
+        let message = e.message("msg_a").expect("kept");
+        assert_eq!(
+            (message.status, message.attempts, message.history.len()),
+            (Status::Delivered, 2, 2)
+        );
+        assert!(e.pending.is_empty() && e.failing_since_ms == 0);
+        // A record of the first attempt written again changes nothing.
+        state.apply(&record("dlv_whk_1", 11, vec![attempted("msg_a", 1, false, 9_000)]));
+        assert_eq!(
+            endpoint(&state).message("msg_a").expect("kept").status,
+            Status::Delivered
+        );
+    }
+
+    #[test]
+    fn the_last_failure_fails_the_message_and_a_replay_puts_it_back() {
+        let mut state = given(
+            false,
+            vec![
+                ("out_conv_0", vec![enqueued("msg_a", "conv_1")]),
+                ("dlv_whk_1", vec![attempted("msg_a", 1, false, 0)]),
+            ],
+        );
+        assert_eq!(endpoint(&state).message("msg_a").expect("kept").status, Status::Failed);
+        assert!(due_ids(&state, i64::MAX).is_empty());
+        state.apply(&record(
+            "dlv_whk_1",
+            10,
+            vec![Payload::WebhookMessagesReplayed(pb::MessagesReplayed {
+                message_ids: vec!["msg_a".into(), "msg_unknown".into()],
+                requested_at_ms: 20_000,
+            })],
+        ));
+        assert_eq!(due_ids(&state, 20_000), ["msg_a"]);
+        assert_eq!(endpoint(&state).due(20_000, 10, &HashSet::new())[0].attempt, 2);
+        assert!(endpoint(&state).finished.is_empty());
+    }
+
+    #[test]
+    fn ordered_endpoints_hold_later_messages_of_an_aggregate_back() {
+        let history = vec![(
+            "out_conv_0",
+            vec![
+                enqueued("msg_a", "conv_1"),
+                enqueued("msg_b", "conv_1"),
+                enqueued("msg_c", "conv_2"),
+            ],
+        )];
+        let ordered = given(true, history.clone());
+        assert_eq!(due_ids(&ordered, 2_000), ["msg_a", "msg_c"]);
+        // In flight, the first still holds the second back.
+        let in_flight: HashSet<String> = ["msg_a".to_owned()].into();
+        let due: Vec<String> = endpoint(&ordered)
+            .due(2_000, 10, &in_flight)
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(due, ["msg_c"]);
+        assert_eq!(due_ids(&given(false, history), 2_000), ["msg_a", "msg_b", "msg_c"]);
+    }
+
+    #[test]
+    fn finished_messages_beyond_the_retention_are_forgotten() {
+        let mut state = given(false, Vec::new());
+        let total = RETAINED_MESSAGES + 5;
+        for i in 0..total {
+            let id = format!("msg_{i}");
+            state.apply(&record("out_conv_0", 2 * i as u64 + 2, vec![enqueued(&id, "conv_1")]));
+            state.apply(&record("dlv_whk_1", 2 * i as u64 + 3, vec![attempted(&id, 1, true, 0)]));
+        }
+        let e = endpoint(&state);
+        assert_eq!(e.messages.len(), RETAINED_MESSAGES);
+        assert!(e.message("msg_0").is_none());
+        assert!(e.message(&format!("msg_{}", total - 1)).is_some());
+        assert_eq!(e.attempts.len(), RETAINED_ATTEMPTS);
+    }
+
+    #[test]
+    fn a_snapshot_restores_messages_and_their_index() {
+        let state = given(
+            false,
+            vec![
+                (
+                    "out_conv_0",
+                    vec![enqueued("msg_a", "conv_1"), enqueued("msg_b", "conv_2")],
+                ),
+                ("dlv_whk_1", vec![attempted("msg_a", 1, false, 8_000)]),
+            ],
+        );
+        let restored = Webhooks::decode(&state.encode()).expect("decode");
+        let e = endpoint(&restored);
+        assert_eq!(e.message("msg_a").expect("indexed").next_attempt_at_ms, 8_000);
+        assert_eq!(due_ids(&restored, 8_000), due_ids(&state, 8_000));
+        assert_eq!(e.sequence, 1);
+    }
+
+    #[test]
+    fn deleting_an_endpoint_drops_its_messages_and_ignores_later_ones() {
+        let mut state = given(false, vec![("out_conv_0", vec![enqueued("msg_a", "conv_1")])]);
+        state.apply(&record(
+            "whk_1",
+            10,
+            vec![Payload::WebhookEndpointDeleted(pb::EndpointDeleted {
+                endpoint_id: "whk_1".into(),
+            })],
+        ));
+        state.apply(&record("out_conv_0", 11, vec![enqueued("msg_b", "conv_1")]));
+        assert!(state.endpoint(TENANT, "whk_1").is_none());
+        let tombstone = &state.tenant(TENANT).expect("tenant").endpoints["whk_1"];
+        assert!(tombstone.deleted && tombstone.messages.is_empty() && tombstone.sequence == 10);
+    }
+}
