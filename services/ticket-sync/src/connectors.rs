@@ -22,6 +22,9 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 /// The largest answer read from an external system; more is cut off as an error.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+/// The largest knowledge-base feed read: the knowledge base's own limit on one import.
+pub const MAX_FEED_BYTES: usize = 16 << 20;
+const DEFAULT_FEED_INTERVAL_SECS: u32 = 300;
 
 /// Why a call to an external system failed: a message without secrets, and the HTTP status (0
 /// when the system could not be reached or answered unreadably).
@@ -115,8 +118,8 @@ impl Gateway {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(invalid("name", "required, at most 200 characters"));
         }
-        if !matches!(request.kind.as_str(), "ticket_system" | "crm") {
-            return Err(invalid("kind", "must be ticket_system or crm"));
+        if !matches!(request.kind.as_str(), "ticket_system" | "crm" | "kb_feed") {
+            return Err(invalid("kind", "must be ticket_system, crm or kb_feed"));
         }
         if let Some(existing) = existing
             && existing.config.kind != request.kind
@@ -185,22 +188,27 @@ impl Gateway {
                 .map(|c| c.config.sealed_inbound_secret.clone())
                 .unwrap_or_default()
         };
-        let (ticket_system, crm) = match request.kind.as_str() {
+        let (ticket_system, crm, kb_feed) = match request.kind.as_str() {
             "ticket_system" => {
                 let settings = request
                     .ticket_system
                     .clone()
                     .ok_or_else(|| invalid("ticket_system", "required for a ticket_system connector"))?;
                 check_ticket_system(&settings)?;
-                (Some(settings), None)
+                (Some(settings), None, None)
             }
-            _ => {
+            "crm" => {
                 let settings = request
                     .crm
                     .clone()
                     .ok_or_else(|| invalid("crm", "required for a crm connector"))?;
                 check_crm(&settings)?;
-                (None, Some(settings))
+                (None, Some(settings), None)
+            }
+            _ => {
+                let mut settings = request.kb_feed.clone().unwrap_or_default();
+                check_kb_feed(&mut settings)?;
+                (None, None, Some(settings))
             }
         };
         let config = pb::ConnectorConfigured {
@@ -214,6 +222,7 @@ impl Gateway {
             ticket_system,
             crm,
             actor: Some(actor),
+            kb_feed,
         };
         if crate::state::encoded_len(&config) > 256 * 1024 {
             return Err(invalid("connector", "the configuration is larger than 256 KiB"));
@@ -263,43 +272,18 @@ impl Gateway {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        if let Some(auth) = &config.auth {
-            request = match auth.kind.as_str() {
-                "bearer" => {
-                    let token = self.open(tenant, &connector.id, "auth", &auth.sealed_secret)?;
-                    request.bearer_auth(token)
-                }
-                "basic" => {
-                    let password = self.open(tenant, &connector.id, "auth", &auth.sealed_secret)?;
-                    request.basic_auth(&auth.username, Some(password))
-                }
-                "api_key" => {
-                    let key = self.open(tenant, &connector.id, "auth", &auth.sealed_secret)?;
-                    let mut value =
-                        HeaderValue::from_str(&key).map_err(|_| failed("the API key is not a header value".into()))?;
-                    value.set_sensitive(true);
-                    request.header(auth.header.as_str(), value)
-                }
-                _ => request,
-            };
-        }
-        let response = request.send().await.map_err(|e| {
-            // reqwest's message names the URL, which holds no secret (base URLs cannot carry
-            // credentials); the error's source chain is left out as it can be long.
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "cannot connect"
-            } else {
-                "request failed"
-            };
-            failed(format!("{} {}: {kind}", template.method, redact_query(&url)))
-        })?;
+        let request = self.authenticate(request, tenant, connector)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| failed(send_error(&template.method, &url, &e)))?;
         let status = u32::from(response.status().as_u16());
-        let bytes = read_bounded(response).await.map_err(|e| CallError {
-            message: e,
-            http_status: status,
-        })?;
+        let bytes = read_bounded(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| CallError {
+                message: e,
+                http_status: status,
+            })?;
         if !(200..300).contains(&status) {
             let excerpt: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
             return Err(CallError {
@@ -320,16 +304,146 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Adds the connector's credentials to `request`.
+    fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+        tenant: &str,
+        connector: &Connector,
+    ) -> Result<reqwest::RequestBuilder, CallError> {
+        let Some(auth) = &connector.config.auth else {
+            return Ok(request);
+        };
+        Ok(match auth.kind.as_str() {
+            "bearer" => {
+                let token = self.open(tenant, &connector.id, "auth", &auth.sealed_secret)?;
+                request.bearer_auth(token)
+            }
+            "basic" => {
+                let password = self.open(tenant, &connector.id, "auth", &auth.sealed_secret)?;
+                request.basic_auth(&auth.username, Some(password))
+            }
+            "api_key" => {
+                let key = self.open(tenant, &connector.id, "auth", &auth.sealed_secret)?;
+                let mut value = HeaderValue::from_str(&key).map_err(|_| CallError {
+                    message: "the API key is not a header value".into(),
+                    http_status: 0,
+                })?;
+                value.set_sensitive(true);
+                request.header(auth.header.as_str(), value)
+            }
+            _ => request,
+        })
+    }
+
+    /// Fetches a knowledge-base feed, conditionally when validators of the last import are
+    /// given, so that an unchanged feed costs its server one short answer.
+    pub async fn fetch_feed(
+        &self,
+        tenant: &str,
+        connector: &Connector,
+        etag: &str,
+        last_modified: &str,
+    ) -> Result<Feed, CallError> {
+        let config = &connector.config;
+        let path = config.kb_feed.as_ref().map_or("", |f| f.path.as_str());
+        let url = format!("{}{path}", config.base_url);
+        let failed = |message: String, http_status: u32| CallError { message, http_status };
+        let mut request = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_millis(u64::from(config.timeout_ms.max(100))))
+            .header(reqwest::header::ACCEPT, "application/json");
+        // Validators come from the feed's own earlier answers; one that is no longer a valid
+        // header value is left out, which only costs a full download.
+        if let Ok(value) = HeaderValue::from_str(etag)
+            && !etag.is_empty()
+        {
+            request = request.header(reqwest::header::IF_NONE_MATCH, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(last_modified)
+            && !last_modified.is_empty()
+        {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, value);
+        }
+        let request = self.authenticate(request, tenant, connector)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| failed(send_error("GET", &url, &e), 0))?;
+        let status = u32::from(response.status().as_u16());
+        if status == 304 {
+            return Ok(Feed::NotModified);
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let etag = header(reqwest::header::ETAG);
+        let last_modified = header(reqwest::header::LAST_MODIFIED);
+        let bytes = read_bounded(response, MAX_FEED_BYTES)
+            .await
+            .map_err(|e| failed(e, status))?;
+        if status != 200 {
+            let excerpt: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+            return Err(failed(
+                format!(
+                    "GET {} answered {status}: {}",
+                    redact_query(&url),
+                    excerpt.replace(['\r', '\n'], " ")
+                ),
+                status,
+            ));
+        }
+        Ok(Feed::Document {
+            body: bytes,
+            etag,
+            last_modified,
+        })
+    }
+}
+
+/// A knowledge-base feed's answer.
+#[derive(Debug)]
+pub enum Feed {
+    /// The feed is as it was at the last import (304).
+    NotModified,
+    /// The feed's document and its validators (empty when the server sent none).
+    Document {
+        body: Vec<u8>,
+        etag: String,
+        last_modified: String,
+    },
+}
+
+fn send_error(method: &str, url: &str, e: &reqwest::Error) -> String {
+    // reqwest's message names the URL, which holds no secret (base URLs cannot carry
+    // credentials); the error's source chain is left out as it can be long.
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    format!("{method} {}: {kind}", redact_query(url))
+}
+
 /// A URL for logs and errors: without its query, which may carry identifiers of customers.
 fn redact_query(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
-        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"));
+        if bytes.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -521,6 +635,41 @@ fn check_crm(settings: &pb::CrmSettings) -> Result<(), Status> {
     check_pointer_field("crm.name_pointer", &settings.name_pointer)
 }
 
+fn check_kb_feed(settings: &mut pb::KbFeedSettings) -> Result<(), Status> {
+    let path = &settings.path;
+    if !path.is_empty() && !path.starts_with('/') {
+        return Err(invalid("kb_feed.path", "must start with '/'"));
+    }
+    if path.len() > 2048 || path.contains('#') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "kb_feed.path",
+            "at most 2048 characters, without spaces or a fragment",
+        ));
+    }
+    settings.interval_secs = match settings.interval_secs {
+        0 => DEFAULT_FEED_INTERVAL_SECS,
+        s if s <= 86_400 => s,
+        _ => return Err(invalid("kb_feed.interval_secs", "1 to 86400")),
+    };
+    if settings.locales.len() > 50 || settings.tags.len() > 50 {
+        return Err(invalid("kb_feed", "at most 50 locales and 50 tags"));
+    }
+    for locale in &settings.locales {
+        if locale.is_empty() || locale.len() > 35 || !locale.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(invalid("kb_feed.locales", format!("{locale:?} is not a language tag")));
+        }
+    }
+    for tag in &settings.tags {
+        if tag.is_empty() || tag.chars().count() > 64 || tag.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "kb_feed.tags",
+                format!("{tag:?}: 1-64 characters without spaces"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The connector as the API shows it: everything but its secrets.
 pub fn view(connector: &Connector) -> pb::Connector {
     let config = &connector.config;
@@ -539,6 +688,7 @@ pub fn view(connector: &Connector) -> pb::Connector {
         ticket_system: config.ticket_system.clone(),
         crm: config.crm.clone(),
         updated_at: Some(crate::domain::timestamp(connector.updated_at_ms)),
+        kb_feed: config.kb_feed.clone(),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::crm::{Crm, LookupError};
 use crate::domain::{self, Actor, Changes, Command, NewTicket, PRIORITIES, Requester, Ticket, timestamp};
 use crate::errors::{invalid, not_found, rejected, unavailable};
 use crate::health::Health;
+use crate::kbfeed::KbFeeds;
 use crate::outbound::Outbound;
 use crate::state::{SETTINGS_AGGREGATE, Store, Tenant, now_ms};
 
@@ -23,6 +24,7 @@ pub struct Tickets {
     pub health: Health,
     pub outbound: Outbound,
     pub crm: Crm,
+    pub kb_feeds: KbFeeds,
 }
 
 impl std::fmt::Debug for Tickets {
@@ -482,6 +484,7 @@ impl TicketService for Tickets {
             })
             .await?;
         self.outbound.wake();
+        self.kb_feeds.wake();
         let connector = self
             .store
             .read(&tenant, |t| t.connectors.get(&connector_id).cloned())
@@ -544,17 +547,18 @@ impl TicketService for Tickets {
     ) -> Result<Response<pb::ConnectorHealth>, Status> {
         let tenant = tenant_of(&request)?;
         let r = request.into_inner();
-        let enabled = self
+        let connector = self
             .store
-            .read(&tenant, |t| t.connectors.get(&r.connector_id).map(|c| c.config.enabled))
+            .read(&tenant, |t| t.connectors.get(&r.connector_id).cloned())
             .ok_or_else(|| not_found("connector", &r.connector_id))?;
         let pending = self.pending_for(&tenant, &r.connector_id);
-        Ok(Response::new(self.health.report(
-            &tenant,
-            &r.connector_id,
-            enabled,
-            pending,
-        )))
+        let mut health = self
+            .health
+            .report(&tenant, &r.connector_id, connector.config.enabled, pending);
+        if connector.is_kb_feed() {
+            health.kb_feed = Some(self.kb_feeds.health(&tenant, &connector));
+        }
+        Ok(Response::new(health))
     }
 
     async fn receive_external_update(
@@ -580,5 +584,26 @@ impl TicketService for Tickets {
             Err(LookupError::Status(status)) => Err(status),
             Err(LookupError::Crm(error)) => Err(unavailable(format!("the CRM: {}", error.message))),
         }
+    }
+
+    async fn push_kb_feed(
+        &self,
+        request: Request<pb::PushKbFeedRequest>,
+    ) -> Result<Response<pb::KbFeedSyncResult>, Status> {
+        let tenant = tenant_of(&request)?;
+        let r = request.into_inner();
+        check_id("connector_id", "cnx_", &r.connector_id)?;
+        // Checked here so that unknown ids never reach the per-connector health.
+        if !self.store.read(&tenant, |t| {
+            t.connectors.get(&r.connector_id).is_some_and(|c| c.is_kb_feed())
+        }) {
+            return Err(not_found("kb_feed connector", &r.connector_id));
+        }
+        let result = self
+            .kb_feeds
+            .sync(&tenant, &r.connector_id, Some(r.document.as_bytes()))
+            .await
+            .map_err(crate::kbfeed::SyncError::into_status)?;
+        Ok(Response::new(result))
     }
 }

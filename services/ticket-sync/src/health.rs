@@ -22,6 +22,8 @@ struct Stats {
     recent_errors: VecDeque<pb::ConnectorError>,
     cache_hits: u64,
     inbound_refused: u64,
+    kb_last_check_ms: Option<i64>,
+    kb_outcome: String,
 }
 
 /// Connector health and metrics. Cheap to clone.
@@ -32,6 +34,8 @@ pub struct Health {
     crm_cache: IntCounterVec,
     inbound: IntCounterVec,
     pending: IntGauge,
+    kb_checks: IntCounterVec,
+    kb_entries: IntCounterVec,
 }
 
 impl std::fmt::Debug for Health {
@@ -71,8 +75,26 @@ impl Health {
             "Ticket changes scheduled for external systems and not sent yet",
         )
         .expect("valid metric");
+        let kb_checks = IntCounterVec::new(
+            Opts::new(
+                "yy_ticket_sync_kb_feed_checks_total",
+                "Knowledge-base feed checks and pushes, by outcome: imported, not_modified, refused or failed",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let kb_entries = IntCounterVec::new(
+            Opts::new(
+                "yy_ticket_sync_kb_feed_entries_total",
+                "Knowledge-base entries changed by feeds, by change: created, updated or disabled",
+            ),
+            &["change"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(kb_checks.clone()),
+            Box::new(kb_entries.clone()),
             Box::new(crm_cache.clone()),
             Box::new(inbound.clone()),
             Box::new(pending.clone()),
@@ -86,6 +108,8 @@ impl Health {
             crm_cache,
             inbound,
             pending,
+            kb_checks,
+            kb_entries,
         }
     }
 
@@ -147,6 +171,26 @@ impl Health {
         }
     }
 
+    /// Records a feed check's outcome (see `KbFeedHealth.last_outcome`).
+    pub fn kb_checked(&self, tenant: &str, connector: &str, outcome: &'static str) {
+        self.kb_checks.with_label_values(&[outcome]).inc();
+        self.with(tenant, connector, |s| {
+            s.kb_last_check_ms = Some(now_ms());
+            outcome.clone_into(&mut s.kb_outcome);
+        });
+    }
+
+    pub fn kb_changed(&self, created: u32, updated: u32, disabled: u32) {
+        for (change, n) in [("created", created), ("updated", updated), ("disabled", disabled)] {
+            self.kb_entries.with_label_values(&[change]).inc_by(u64::from(n));
+        }
+    }
+
+    /// The last feed check: when, and its outcome.
+    pub fn kb_last(&self, tenant: &str, connector: &str) -> (Option<i64>, String) {
+        self.with(tenant, connector, |s| (s.kb_last_check_ms, s.kb_outcome.clone()))
+    }
+
     pub fn set_pending(&self, pending: usize) {
         self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
@@ -173,6 +217,7 @@ impl Health {
             pending_syncs,
             cache_hits: s.cache_hits,
             inbound_refused: s.inbound_refused,
+            kb_feed: None,
         }
     }
 }

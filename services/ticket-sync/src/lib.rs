@@ -10,6 +10,8 @@
 //!   never echoed back.
 //! - CRM (`crm`): contacts' profiles, fetched when a conversation opens and cached, become
 //!   contact attributes that routing rules and flows see.
+//! - Knowledge-base feeds (`kbfeed`): JSON feeds of entries, pulled with conditional requests or
+//!   pushed, imported into the tenant's knowledge base; entries a feed drops are disabled.
 
 mod connectors;
 mod crm;
@@ -18,6 +20,7 @@ mod errors;
 mod grpc;
 mod health;
 mod inbound;
+mod kbfeed;
 mod outbound;
 mod state;
 mod template;
@@ -28,6 +31,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use yy_eventlog::{ConsumerSpec, KvSpec, LogContext};
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
+use yy_proto::kb::v1::knowledge_service_client::KnowledgeServiceClient;
 use yy_proto::ticket::v1::ticket_service_server::TicketServiceServer;
 use yy_runtime::{
     ConfigError, Extra, Listeners, RunError, Secret, ServiceConfig, ServiceParts, ServiceSpec, run_service,
@@ -164,7 +168,8 @@ pub async fn run(
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .connect_lazy();
-        let conversations = ConversationServiceClient::new(channel);
+        let conversations = ConversationServiceClient::new(channel.clone());
+        let knowledge = KnowledgeServiceClient::new(channel);
         let follower = started
             .follow_with_snapshots(LogContext::TICKET, state::TicketLog::default())
             .await?;
@@ -190,9 +195,16 @@ pub async fn run(
             .await?;
         let crm = crm::Crm::new(store.clone(), gateway.clone(), health.clone(), cache, conversations);
 
+        let kb_feeds = kbfeed::KbFeeds::new(store.clone(), gateway.clone(), health.clone(), knowledge);
+
         let worker = tokio::spawn(outbound.clone().run(started.shutdown.clone()));
         started.on_shutdown("outbound syncs", async move {
             let _ = worker.await;
+        });
+
+        let poller = tokio::spawn(kb_feeds.clone().run(started.shutdown.clone()));
+        started.on_shutdown("knowledge-base feeds", async move {
+            let _ = poller.await;
         });
 
         // The CRM lookups need the tenant's connectors: wait for the replay before consuming.
@@ -235,10 +247,14 @@ pub async fn run(
             health,
             outbound,
             crm,
+            kb_feeds,
         };
         Ok(ServiceParts {
             http: axum::Router::new(),
-            grpc: tonic::service::Routes::new(TicketServiceServer::new(service)),
+            // A pushed knowledge-base feed may be as large as one import.
+            grpc: tonic::service::Routes::new(
+                TicketServiceServer::new(service).max_decoding_message_size(connectors::MAX_FEED_BYTES + 64 * 1024),
+            ),
         })
     })
     .await

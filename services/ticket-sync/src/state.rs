@@ -37,6 +37,21 @@ impl Connector {
     pub fn is_crm(&self) -> bool {
         self.config.kind == "crm"
     }
+
+    pub fn is_kb_feed(&self) -> bool {
+        self.config.kind == "kb_feed"
+    }
+}
+
+/// What the log says of a knowledge-base feed: the entries it owns and its last import.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KbFeedState {
+    pub owned: BTreeSet<String>,
+    pub etag: String,
+    pub last_modified: String,
+    pub digest: String,
+    pub imported_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +66,8 @@ pub struct Tenant {
     pub sequences: HashMap<String, u64>,
     /// Tickets with changes waiting to be sent, so the outbound worker never scans them all.
     pub with_pending: BTreeSet<String>,
+    /// Knowledge-base feeds, by connector.
+    pub kb_feeds: BTreeMap<String, KbFeedState>,
 }
 
 impl Tenant {
@@ -104,6 +121,12 @@ impl Projection for TicketLog {
             let at = event.occurred_at.as_ref().map_or(0, millis);
             match payload {
                 Payload::TicketConnectorConfigured(config) => {
+                    // The validators were for the old URL and filters: the next pull reads the
+                    // feed whole, which the import's idempotence makes harmless.
+                    if let Some(feed) = tenant.kb_feeds.get_mut(aggregate) {
+                        feed.etag.clear();
+                        feed.last_modified.clear();
+                    }
                     tenant.connectors.insert(
                         aggregate.to_owned(),
                         Connector {
@@ -115,6 +138,20 @@ impl Projection for TicketLog {
                 }
                 Payload::TicketConnectorDeleted(_) => {
                     tenant.connectors.remove(aggregate);
+                    tenant.kb_feeds.remove(aggregate);
+                }
+                Payload::TicketKbFeedSynced(synced) => {
+                    let feed = tenant.kb_feeds.entry(aggregate.to_owned()).or_default();
+                    for id in &synced.removed_ids {
+                        feed.owned.remove(id);
+                    }
+                    feed.owned.extend(synced.added_ids.iter().cloned());
+                    if synced.complete {
+                        feed.etag.clone_from(&synced.etag);
+                        feed.last_modified.clone_from(&synced.last_modified);
+                        feed.digest.clone_from(&synced.digest);
+                        feed.imported_at_ms = at;
+                    }
                 }
                 Payload::TicketSlaPoliciesSet(set) => {
                     tenant.sla_minutes = set.resolution_minutes.iter().map(|(k, v)| (k.clone(), *v)).collect();

@@ -383,6 +383,7 @@ fn ticket_system_connector(base: SocketAddr) -> pb::PutConnectorRequest {
             outbound: true,
         }),
         crm: None,
+        kb_feed: None,
     }
 }
 

@@ -107,6 +107,7 @@ fn api() -> OpenApiRouter<AppState> {
             tickets::delete_connector
         ))
         .routes(routes!(tickets::get_connector_health))
+        .routes(routes!(tickets::push_kb_feed))
         .routes(routes!(tickets::lookup_profile))
         .routes(routes!(tickets::receive_inbound))
         .routes(routes!(openapi_json))

@@ -455,6 +455,7 @@ mod tests {
             ("/v1/connectors/{connector_id}", "put"),
             ("/v1/connectors/{connector_id}", "delete"),
             ("/v1/connectors/{connector_id}/health", "get"),
+            ("/v1/connectors/{connector_id}/kb-feed", "post"),
             ("/v1/contacts/{contact_id}/crm-profile", "post"),
             ("/v1/openapi.json", "get"),
         ];

@@ -19,8 +19,8 @@ use crate::rest::model::non_empty;
 use crate::rest::query::{QueryPairs, TicketFilter};
 use crate::rest::tickets_model::{
     AddComment, ChangeStatus, Comment, Connector, ConnectorHealth, ConnectorList, ConnectorSettings, ContactProfile,
-    CreateTicket, CreateTicketFromConversation, InboundUpdate, LinkConversation, LookupProfile, SlaPolicies, Ticket,
-    TicketHistory, TicketPage, UpdateTicket,
+    CreateTicket, CreateTicketFromConversation, InboundUpdate, KbFeedSyncResult, LinkConversation, LookupProfile,
+    SlaPolicies, Ticket, TicketHistory, TicketPage, UpdateTicket,
 };
 
 const TAG: &str = "tickets";
@@ -639,6 +639,43 @@ pub async fn get_connector_health(
         .await?
         .into_inner();
     Ok(AxumJson(health.into()))
+}
+
+/// Push a knowledge-base feed
+///
+/// Imports the body, a JSON array of knowledge-base entries (`id`, `title`, `questions`,
+/// `answer`, `format`, `tags`, `locale`, `enabled`), through a `kb_feed` connector as a pull
+/// would: new and changed entries are written, entries the feed had before and no longer has
+/// are disabled. A body that is not such an array, or holds one invalid entry, is refused whole
+/// and nothing changes.
+#[utoipa::path(
+    post,
+    path = "/v1/connectors/{connector_id}/kb-feed",
+    tag = CONNECTORS,
+    params(("connector_id" = String, Path, description = "The `kb_feed` connector (`cnx_…`)")),
+    request_body(content = Vec<Object>, description = "The feed: a JSON array of knowledge-base entries", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What the import did", body = KbFeedSyncResult),
+        (status = 409, description = "The connector is disabled (`invalid-state`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn push_kb_feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(connector_id): Path<String>,
+    body: Bytes,
+) -> Result<AxumJson<KbFeedSyncResult>, Problem> {
+    // The feed is passed on as it came: ticket-sync reads and validates it whole.
+    let document = String::from_utf8(body.to_vec())
+        .map_err(|_| Problem::new(ProblemKind::ValidationFailed, "body: the feed must be UTF-8 JSON"))?;
+    let result = state
+        .tickets
+        .clone()
+        .push_kb_feed(caller.request(pb::PushKbFeedRequest { connector_id, document }))
+        .await?
+        .into_inner();
+    Ok(AxumJson(result.into()))
 }
 
 /// Look a contact up in the CRM

@@ -712,6 +712,8 @@ pub enum ConnectorKind {
     TicketSystem,
     /// A CRM that contact profiles are fetched from.
     Crm,
+    /// A feed of knowledge-base entries, pulled or pushed, imported into the knowledge base.
+    KbFeed,
 }
 
 impl ConnectorKind {
@@ -719,6 +721,7 @@ impl ConnectorKind {
         match self {
             ConnectorKind::TicketSystem => "ticket_system",
             ConnectorKind::Crm => "crm",
+            ConnectorKind::KbFeed => "kb_feed",
         }
     }
 }
@@ -948,6 +951,50 @@ pub struct CrmSettings {
     pub summary: Option<RequestTemplate>,
 }
 
+/// The settings of a `kb_feed` connector: a JSON array of knowledge-base entries at the base URL
+/// plus `path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KbFeedSettings {
+    /// The feed's path and query, appended to the base URL; empty reads the base URL itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// Seconds between pulls, 1 to 86,400; 300 when left out.
+    #[serde(default)]
+    pub interval_secs: u32,
+    /// Only entries in these locales are imported (`zh` matches every `zh-…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locales: Vec<String>,
+    /// Only entries with at least one of these tags are imported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Never pulled: the feed is only pushed (`POST /v1/connectors/{connector_id}/kb-feed`).
+    #[serde(default)]
+    pub push_only: bool,
+}
+
+impl KbFeedSettings {
+    fn into_proto(self) -> pb::KbFeedSettings {
+        pb::KbFeedSettings {
+            path: self.path,
+            interval_secs: self.interval_secs,
+            locales: self.locales,
+            tags: self.tags,
+            push_only: self.push_only,
+        }
+    }
+
+    fn from_proto(settings: pb::KbFeedSettings) -> Self {
+        KbFeedSettings {
+            path: settings.path,
+            interval_secs: settings.interval_secs,
+            locales: settings.locales,
+            tags: settings.tags,
+            push_only: settings.push_only,
+        }
+    }
+}
+
 /// A connector's configuration, as sent to create or reconfigure it. Secrets (`auth`'s token,
 /// password or key, `inbound_secret`) are write-only and never shown again.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -998,6 +1045,9 @@ pub struct ConnectorSettings {
     /// For `crm`.
     #[serde(default)]
     pub crm: Option<CrmSettings>,
+    /// For `kb_feed`.
+    #[serde(default)]
+    pub kb_feed: Option<KbFeedSettings>,
 }
 
 impl ConnectorSettings {
@@ -1019,6 +1069,7 @@ impl ConnectorSettings {
                 name_pointer: c.name_pointer,
                 summary: c.summary.map(RequestTemplate::into_proto),
             }),
+            kb_feed: self.kb_feed.map(KbFeedSettings::into_proto),
         }
     }
 }
@@ -1082,6 +1133,9 @@ pub struct Connector {
     /// For `crm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmSettings>,
+    /// For `kb_feed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_feed: Option<KbFeedSettings>,
     /// When it was last configured (RFC 3339).
     #[schema(format = DateTime)]
     pub updated_at: String,
@@ -1092,6 +1146,7 @@ impl Connector {
     pub(crate) fn from_proto(connector: pb::Connector, tenant_id: &str) -> Connector {
         let kind = match connector.kind.as_str() {
             "crm" => ConnectorKind::Crm,
+            "kb_feed" => ConnectorKind::KbFeed,
             "ticket_system" => ConnectorKind::TicketSystem,
             other => {
                 tracing::error!(kind = other, "the ticket service sent an unknown connector kind");
@@ -1120,6 +1175,7 @@ impl Connector {
                 name_pointer: c.name_pointer,
                 summary: RequestTemplate::from_proto(c.summary),
             }),
+            kb_feed: connector.kb_feed.map(KbFeedSettings::from_proto),
             updated_at: timestamp(connector.updated_at),
         }
     }
@@ -1184,6 +1240,66 @@ pub struct ConnectorHealth {
     pub cache_hits: u64,
     /// Inbound webhooks refused (bad signature or unreadable body).
     pub inbound_refused: u64,
+    /// For `kb_feed`: the feed's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_feed: Option<KbFeedHealth>,
+}
+
+/// A knowledge-base feed's state: its last check since the ticket-sync service started, and its
+/// last import as the log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KbFeedHealth {
+    /// When the feed was last checked or pushed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub last_check_at: Option<String>,
+    /// `imported`, `not_modified`, `refused` (not a valid feed; the previous entries stay) or
+    /// `failed` (the feed or the knowledge base could not be reached); empty before any check.
+    pub last_outcome: String,
+    /// Entries the feed owns.
+    pub entries: u32,
+    /// The `ETag` of the last import.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub etag: String,
+    /// The `Last-Modified` of the last import.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_modified: String,
+    /// When the last import was recorded (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub last_import_at: Option<String>,
+    /// When the next pull is due (RFC 3339); absent when the feed is not pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub next_pull_at: Option<String>,
+}
+
+/// A feed document was imported.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"created": 3, "updated": 1, "unchanged": 996, "disabled": 1, "entries": 1000}))]
+pub struct KbFeedSyncResult {
+    /// Entries created.
+    pub created: u32,
+    /// Entries that differed and were replaced.
+    pub updated: u32,
+    /// Entries equal to the stored ones.
+    pub unchanged: u32,
+    /// Entries the feed no longer has, disabled now.
+    pub disabled: u32,
+    /// Entries the feed owns now.
+    pub entries: u32,
+}
+
+impl From<pb::KbFeedSyncResult> for KbFeedSyncResult {
+    fn from(r: pb::KbFeedSyncResult) -> Self {
+        KbFeedSyncResult {
+            created: r.created,
+            updated: r.updated,
+            unchanged: r.unchanged,
+            disabled: r.disabled,
+            entries: r.entries,
+        }
+    }
 }
 
 impl From<pb::ConnectorHealth> for ConnectorHealth {
@@ -1208,6 +1324,15 @@ impl From<pb::ConnectorHealth> for ConnectorHealth {
             pending_syncs: health.pending_syncs,
             cache_hits: health.cache_hits,
             inbound_refused: health.inbound_refused,
+            kb_feed: health.kb_feed.map(|f| KbFeedHealth {
+                last_check_at: time(f.last_check_at),
+                last_outcome: f.last_outcome,
+                entries: f.entries,
+                etag: f.etag,
+                last_modified: f.last_modified,
+                last_import_at: time(f.last_import_at),
+                next_pull_at: time(f.next_pull_at),
+            }),
         }
     }
 }
