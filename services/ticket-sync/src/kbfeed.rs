@@ -207,14 +207,16 @@ impl KbFeeds {
             let now = now_ms();
             let mut next = now + IDLE_RECHECK_MS;
             let mut due = Vec::new();
+            let mut live = HashSet::new();
             {
                 let applied = self.store.follower().read();
                 for (tenant_id, tenant) in &applied.state.tenants {
                     for connector in tenant.connectors.values().filter(|c| c.is_kb_feed()) {
+                        let key = (tenant_id.clone(), connector.id.clone());
+                        live.insert(key.clone());
                         let Some(interval) = interval_ms(connector) else {
                             continue;
                         };
-                        let key = (tenant_id.clone(), connector.id.clone());
                         if lock(&self.in_flight).contains(&key) {
                             continue;
                         }
@@ -227,6 +229,9 @@ impl KbFeeds {
                     }
                 }
             }
+            // Deleted connectors leave nothing behind.
+            lock(&self.checked).retain(|key, _| live.contains(key));
+            lock(&self.turns).retain(|key, turn| live.contains(key) || Arc::strong_count(turn) > 1);
             for key in due {
                 lock(&self.in_flight).insert(key.clone());
                 let feeds = self.clone();
@@ -355,16 +360,20 @@ impl KbFeeds {
             format: kb::ImportFormat::Json as i32,
             document: document.json,
         };
-        let counts = self
-            .kb
-            .clone()
-            .import_entries(with_tenant(tenant, import).map_err(SyncError::Refused)?)
-            .await
-            .map_err(|status| match status.code() {
-                Code::InvalidArgument => SyncError::Refused(invalid("document", status.message())),
-                _ => SyncError::Failed(unavailable(format!("the knowledge base: {}", status.message()))),
-            })?
-            .into_inner();
+        // An empty feed imports nothing; it only disables what the feed brought before.
+        let counts = if document.ids.is_empty() {
+            kb::ImportEntriesResponse::default()
+        } else {
+            self.kb
+                .clone()
+                .import_entries(with_tenant(tenant, import).map_err(SyncError::Refused)?)
+                .await
+                .map_err(|status| match status.code() {
+                    Code::InvalidArgument => SyncError::Refused(invalid("document", status.message())),
+                    _ => SyncError::Failed(unavailable(format!("the knowledge base: {}", status.message()))),
+                })?
+                .into_inner()
+        };
 
         let removed: Vec<String> = feed.owned.difference(&document.ids).cloned().collect();
         for entry_id in &removed {

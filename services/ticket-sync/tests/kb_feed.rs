@@ -496,10 +496,23 @@ async fn a_pushed_feed_imports_disables_what_it_dropped_brings_it_back_and_refus
     let not_json = push("{\"entries\": []}".into()).await.unwrap_err();
     assert_eq!(not_json.code(), tonic::Code::InvalidArgument);
     assert_eq!(knowledge_changes(&mut knowledge).await, before);
-    let health = feed_health(&mut tickets, &connector.id).await;
+    let health = feed_health(&mut tickets.clone(), &connector.id).await;
     let feed_state = health.kb_feed.unwrap();
     assert_eq!((feed_state.last_outcome.as_str(), feed_state.entries), ("refused", 20));
     assert!(feed_state.next_pull_at.is_none());
+
+    // An empty feed disables everything it brought, and imports nothing.
+    let emptied = push("[]".into()).await.expect("push").into_inner();
+    assert_eq!(
+        (emptied.created, emptied.updated, emptied.disabled, emptied.entries),
+        (0, 0, 20, 0)
+    );
+    assert!(
+        all_entries(&mut knowledge)
+            .await
+            .iter()
+            .all(|e| !e.entry.as_ref().unwrap().enabled)
+    );
 
     // Only kb_feed connectors take a feed.
     let unknown = tickets
