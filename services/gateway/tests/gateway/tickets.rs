@@ -841,3 +841,52 @@ async fn a_ticket_create_retried_with_the_same_idempotency_key_makes_one_ticket(
 
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_knowledge_base_feed_pushed_over_rest_is_imported_and_a_malformed_one_refused_whole() {
+    let cluster = Cluster::start_with_tickets().await;
+    let acme = Api::new(&cluster, "Acme").await;
+    let connector = acme
+        .post(
+            "/v1/connectors",
+            json!({
+                "name": "FAQ export", "kind": "kb_feed", "base_url": "https://help.example.com",
+                "kb_feed": {"push_only": true}
+            }),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(connector["kind"], "kb_feed");
+    assert_eq!(connector["kb_feed"]["push_only"], true);
+    let path = format!("/v1/connectors/{}/kb-feed", connector["id"].as_str().expect("id"));
+    let feed = json!([
+        {"id": "faq-refund", "title": "How do I get a refund", "answer": "Ask within 30 days.", "locale": "en"},
+        {"id": "faq-tuihuo", "title": "怎么退货", "answer": "三十天内申请即可。", "locale": "zh-CN"}
+    ]);
+    let result = acme.post(&path, feed).await.expect(StatusCode::OK);
+    assert_eq!(
+        result,
+        json!({"created": 2, "updated": 0, "unchanged": 0, "disabled": 0, "entries": 2})
+    );
+
+    let refused = acme.post(&path, json!({"entries": []})).await;
+    refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
+    let invalid = acme
+        .post(&path, json!([{"id": "faq-x", "title": "no answer", "locale": "en"}]))
+        .await;
+    invalid.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
+    let health = acme
+        .get(&format!(
+            "/v1/connectors/{}/health",
+            connector["id"].as_str().expect("id")
+        ))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(health["kb_feed"]["entries"], 2, "{health}");
+    assert_eq!(health["kb_feed"]["last_outcome"], "refused", "{health}");
+
+    acme.post("/v1/connectors/cnx_unknown/kb-feed", json!([]))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND, "not-found");
+    cluster.stop().await;
+}
