@@ -44,7 +44,7 @@ const COMMITTED_PATH: &str = "openapi/openapi.json";
         (name = "agent workspace", description = "An agent's offers and conversations: accept, reply, note, transfer, resolve"),
         (name = "webhooks", description = "Endpoints that receive the tenant's events as signed HTTP POSTs (Standard Webhooks): their messages, delivery attempts and replays, and the event catalogue"),
         (name = "tickets", description = "Tickets: from conversations or on their own, with status changes, comments, linked conversations, history and SLA due times; kept in step with the tenant's ticket system"),
-        (name = "connectors", description = "Connections to the tenant's external ticket system and CRM: configuration (secrets write-only), health and recent errors, and CRM lookups"),
+        (name = "connectors", description = "Connections to the tenant's external ticket system, CRM and knowledge-base feeds: configuration (secrets write-only), health and recent errors, CRM lookups and feed pushes"),
         (name = "inbound webhooks", description = "Where external ticket systems POST their updates, authenticated by an HMAC signature instead of an API key"),
         (name = "meta", description = "This description"),
     )
