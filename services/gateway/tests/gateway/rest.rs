@@ -1127,6 +1127,7 @@ async fn another_tenants_ids_answer_404_on_every_route_and_change_nothing() {
                 ("post", "/v1/conversations/{conversation_id}/tickets") => Some(json!({ "subject": "not yours" })),
                 ("put", "/v1/connectors/{connector_id}") => Some(connector_settings.clone()),
                 ("delete", "/v1/connectors/{connector_id}") => None,
+                ("post", "/v1/connectors/{connector_id}/kb-feed") => Some(json!([])),
                 ("post", "/v1/contacts/{contact_id}/crm-profile") => None,
                 (method, template) => panic!("no case for {method} {template}: add one"),
             };
