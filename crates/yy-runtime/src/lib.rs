@@ -13,6 +13,7 @@ pub mod service;
 pub mod status;
 pub mod tally;
 pub mod telemetry;
+pub mod tenancy;
 
 pub use config::{ConfigError, Extra, NoExtra, Secret, ServiceConfig, load_config};
 pub use service::{
@@ -20,3 +21,4 @@ pub use service::{
 };
 pub use status::{ProgressSource, StatusBoard};
 pub use tally::LogTally;
+pub use tenancy::{for_tenant, tenant_of};

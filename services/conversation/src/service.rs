@@ -10,10 +10,11 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use yy_eventlog::{
     AppendError, EventEnvelope, EventLog, Expected, Follower, LogContext, NewCommit, Payload, partition_of,
-    validate_token,
 };
 use yy_proto::conversation::v1 as pb;
 use yy_proto::conversation::v1::conversation_service_server::ConversationService;
+
+pub(crate) use yy_runtime::tenant_of;
 
 use crate::directory::{ConversationEntry, ConversationFilter, Directory, Tenant};
 use crate::domain::{
@@ -21,7 +22,7 @@ use crate::domain::{
     decide_conversation,
 };
 
-use yy_proto::metadata::{ERROR_KIND as ERROR_KIND_METADATA, TENANT as TENANT_METADATA};
+use yy_proto::metadata::ERROR_KIND as ERROR_KIND_METADATA;
 
 /// How often a command is decided again after losing a race with another writer.
 pub(crate) const MAX_ATTEMPTS: usize = 5;
@@ -114,16 +115,6 @@ pub(crate) fn unavailable(error: impl std::fmt::Display) -> Status {
         tonic::metadata::MetadataValue::from_static("unavailable"),
     );
     status
-}
-
-pub(crate) fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
-    let tenant = request
-        .metadata()
-        .get(TENANT_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Status::unauthenticated("x-yy-tenant is required"))?;
-    validate_token("tenant", tenant).map_err(|e| Status::unauthenticated(e.to_string()))?;
-    Ok(tenant.to_owned())
 }
 
 pub(crate) fn correlation_of<T>(request: &Request<T>) -> String {

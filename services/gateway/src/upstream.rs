@@ -1,6 +1,5 @@
 //! Calls to the services behind the gateway, made on behalf of an authenticated tenant.
 
-use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use yy_runtime::RunError;
 
@@ -18,14 +17,8 @@ pub fn channel(url: &str) -> Result<Channel, RunError> {
     Ok(endpoint.connect_lazy())
 }
 
-/// Wraps `message` in a request acting for `tenant_id`.
-pub fn for_tenant<T>(tenant_id: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = MetadataValue::try_from(tenant_id) {
-        request.metadata_mut().insert(TENANT_METADATA, value);
-    }
-    request
-}
+/// Wraps a message in a request acting for a tenant.
+pub use yy_runtime::for_tenant;
 
 impl From<tonic::Status> for Problem {
     fn from(status: tonic::Status) -> Self {

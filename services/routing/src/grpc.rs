@@ -5,10 +5,8 @@
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use yy_dispatch::Status as Seat;
-use yy_eventlog::validate_token;
 use yy_proto::conversation::v1 as conv;
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
-use yy_proto::metadata::TENANT;
 use yy_proto::routing::v1 as pb;
 use yy_proto::routing::v1::routing_service_server::RoutingService;
 
@@ -16,8 +14,9 @@ use crate::desk::Desk;
 use crate::engine::{Command, Destination, Engine, MAX_NOTE_CHARS, now_ms, understanding};
 use crate::errors::{invalid, not_found, precondition};
 use crate::events::{profile_to_proto, skills_from_proto, strategy_name};
-use crate::sync::{COMMAND_PREFIX, for_tenant};
+use crate::sync::COMMAND_PREFIX;
 use crate::understanding::MessageContext;
+use yy_runtime::{for_tenant, tenant_of};
 
 /// The routing API.
 #[derive(Clone)]
@@ -107,16 +106,6 @@ impl Routing {
             )))
         }
     }
-}
-
-fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
-    let tenant = request
-        .metadata()
-        .get(TENANT)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Status::unauthenticated("x-yy-tenant is required"))?;
-    validate_token("tenant", tenant).map_err(|e| Status::unauthenticated(e.to_string()))?;
-    Ok(tenant.to_owned())
 }
 
 fn required(field: &str, value: &str) -> Result<(), Status> {

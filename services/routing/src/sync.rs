@@ -23,22 +23,14 @@ use yy_dispatch::Status as Seat;
 use yy_eventlog::Follower;
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
 use yy_proto::conversation::v1::{self as conv, ConversationStatus};
-use yy_proto::metadata::TENANT;
+
+use yy_runtime::for_tenant;
 
 use crate::conversations::ConversationView;
 use crate::desk::Desks;
 
 /// The prefix of the command ids of every request routing makes of the conversation service.
 pub const COMMAND_PREFIX: &str = "routing-";
-
-/// A request to the conversation service on behalf of `tenant`.
-pub fn for_tenant<T>(tenant: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = tonic::metadata::MetadataValue::try_from(tenant) {
-        request.metadata_mut().insert(TENANT, value);
-    }
-    request
-}
 
 /// Requests to the conversation service that bring conversations in step with the desks.
 #[derive(Clone)]

@@ -18,8 +18,8 @@ use tonic::transport::Channel;
 use yy_eventlog::{Delivery, KvBucket, KvError, Outcome, Payload};
 use yy_proto::conversation::v1 as conv;
 use yy_proto::conversation::v1::conversation_service_client::ConversationServiceClient;
-use yy_proto::metadata::TENANT;
 use yy_proto::ticket::v1 as pb;
+use yy_runtime::for_tenant;
 
 use crate::connectors::{CallError, Gateway, text_at};
 use crate::domain::timestamp;
@@ -54,13 +54,6 @@ impl std::fmt::Debug for Crm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Crm").finish_non_exhaustive()
     }
-}
-
-fn as_tenant<T>(tenant: &str, message: T) -> Result<tonic::Request<T>, Status> {
-    let mut request = tonic::Request::new(message);
-    let value = tenant.parse().map_err(|_| invalid("tenant", "not a metadata value"))?;
-    request.metadata_mut().insert(TENANT, value);
-    Ok(request)
 }
 
 /// Why a lookup gave no fresh profile.
@@ -139,12 +132,12 @@ impl Crm {
     }
 
     async fn contact(&self, tenant: &str, contact_id: &str) -> Result<conv::Contact, Status> {
-        let request = as_tenant(
+        let request = for_tenant(
             tenant,
             conv::GetContactRequest {
                 contact_id: contact_id.to_owned(),
             },
-        )?;
+        );
         match self.conversations.clone().get_contact(request).await {
             Ok(contact) => Ok(contact.into_inner()),
             Err(status) if status.code() == tonic::Code::NotFound => Err(not_found("contact", contact_id)),
@@ -157,12 +150,12 @@ impl Crm {
 
     /// The customer of a conversation, as a ticket's requester: contact id, name and email.
     pub async fn requester_of(&self, tenant: &str, conversation_id: &str) -> Result<(String, String, String), Status> {
-        let request = as_tenant(
+        let request = for_tenant(
             tenant,
             conv::GetConversationRequest {
                 conversation_id: conversation_id.to_owned(),
             },
-        )?;
+        );
         let conversation = match self.conversations.clone().get_conversation(request).await {
             Ok(c) => c.into_inner(),
             Err(status) if status.code() == tonic::Code::NotFound => {
@@ -275,7 +268,7 @@ impl Crm {
             tracing::warn!(contact = %contact.id, "a contact without identities cannot be updated");
             return Ok(());
         };
-        let request = as_tenant(
+        let request = for_tenant(
             tenant,
             conv::UpsertContactRequest {
                 command_id: format!("crm-{}-{}", contact.id, profile.fetched_at_ms),
@@ -283,7 +276,7 @@ impl Crm {
                 name,
                 attributes,
             },
-        )?;
+        );
         match self.conversations.clone().upsert_contact(request).await {
             Ok(_) => Ok(()),
             Err(status) if status.code() == tonic::Code::InvalidArgument => {
@@ -309,12 +302,12 @@ impl Crm {
         else {
             return Ok(());
         };
-        let request = as_tenant(
+        let request = for_tenant(
             tenant,
             conv::GetConversationRequest {
                 conversation_id: conversation_id.to_owned(),
             },
-        )?;
+        );
         let conversation = match self.conversations.clone().get_conversation(request).await {
             Ok(c) => c.into_inner(),
             Err(status) if status.code() == tonic::Code::NotFound => return Ok(()),

@@ -4,9 +4,9 @@
 use aws_lc_rs::digest;
 use tonic::{Request, Response, Status};
 use yy_eventlog::{LogContext, Payload, validate_token};
-use yy_proto::metadata::TENANT;
 use yy_proto::ticket::v1 as pb;
 use yy_proto::ticket::v1::ticket_service_server::TicketService;
+use yy_runtime::tenant_of;
 
 use crate::connectors::{Gateway, view as connector_view};
 use crate::crm::{Crm, LookupError};
@@ -31,16 +31,6 @@ impl std::fmt::Debug for Tickets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tickets").finish_non_exhaustive()
     }
-}
-
-fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
-    let tenant = request
-        .metadata()
-        .get(TENANT)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Status::unauthenticated("x-yy-tenant is required"))?;
-    validate_token("tenant", tenant).map_err(|e| Status::unauthenticated(e.to_string()))?;
-    Ok(tenant.to_owned())
 }
 
 /// A command id from the caller, or a fresh one.

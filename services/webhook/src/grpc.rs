@@ -7,9 +7,9 @@ use reqwest::header::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use yy_eventlog::{EventLog, Expected, LogContext, NewCommit, Payload, validate_token};
-use yy_proto::metadata::TENANT;
 use yy_proto::webhook::v1 as pb;
 use yy_proto::webhook::v1::webhook_service_server::WebhookService;
+use yy_runtime::tenant_of;
 
 use crate::delivery::Dispatcher;
 use crate::endpoints::{Command, Endpoints, ROTATION_OVERLAP_MS, envelope};
@@ -144,16 +144,6 @@ impl Webhook {
             .seal(tenant, endpoint_id, key)
             .map_err(|e| precondition(&e.to_string()))
     }
-}
-
-fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
-    let tenant = request
-        .metadata()
-        .get(TENANT)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Status::unauthenticated("x-yy-tenant is required"))?;
-    validate_token("tenant", tenant).map_err(|e| Status::unauthenticated(e.to_string()))?;
-    Ok(tenant.to_owned())
 }
 
 fn endpoint_id(given: &str) -> Result<&str, Status> {
