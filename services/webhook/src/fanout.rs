@@ -17,7 +17,7 @@ use crate::endpoints::{Endpoints, envelope};
 use crate::state::Tenant;
 
 /// The contexts whose public events are delivered through a consumer.
-pub const SOURCES: [LogContext; 2] = [LogContext::CONV, LogContext::ROUTING];
+pub const SOURCES: [LogContext; 3] = [LogContext::CONV, LogContext::ROUTING, LogContext::TICKET];
 
 /// The consumer of one source context.
 pub fn consumer(context: LogContext) -> ConsumerSpec {

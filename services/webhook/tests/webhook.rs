@@ -1310,3 +1310,84 @@ async fn routing_events_reach_endpoints_as_public_events() {
     assert_eq!(of_type("agent.status_changed").body["data"]["status"], "away");
     webhook.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn ticket_events_reach_endpoints_as_public_events() {
+    let nats = NatsServer::start();
+    // The ticket log as ticket-sync would write it: a ticket created, then solved from outside.
+    let log = yy_eventlog::EventLog::connect(&nats_config(&nats), log_config(), "webhook-test")
+        .await
+        .expect("connect to the log");
+    log.provision(yy_eventlog::LogContext::TICKET)
+        .await
+        .expect("provision tickets");
+    let webhook = start_webhook(&nats, settings(&[], 1.0)).await;
+    let mut api = webhooks(format!("http://{}", webhook.grpc)).await;
+    let receiver = Receiver::start().await;
+    let created = create_endpoint(&mut api, &receiver.url(), &["ticket.*"])
+        .await
+        .expect("create");
+    receiver.trust(&created.secret);
+    let envelope = |payload| yy_eventlog::EventEnvelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: TENANT.into(),
+        aggregate_type: "ticket".into(),
+        aggregate_id: "tkt_1".into(),
+        occurred_at: Some(std::time::SystemTime::now().into()),
+        schema_version: 1,
+        payload: Some(payload),
+        ..Default::default()
+    };
+    use yy_proto::ticket::v1 as ticket;
+    for (command, payload) in [
+        (
+            "create-1",
+            yy_eventlog::Payload::TicketCreated(ticket::TicketCreated {
+                subject: "Parcel lost".into(),
+                priority: "high".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "solve-1",
+            yy_eventlog::Payload::TicketUpdated(ticket::TicketUpdated {
+                status: Some("solved".into()),
+                previous_status: "open".into(),
+                origin: "cnx_helpdesk".into(),
+                ..Default::default()
+            }),
+        ),
+    ] {
+        let commit = yy_eventlog::NewCommit {
+            context: yy_eventlog::LogContext::TICKET,
+            tenant_id: TENANT.into(),
+            aggregate_id: "tkt_1".into(),
+            command_id: command.into(),
+            events: vec![envelope(payload)],
+            trace: None,
+        };
+        log.append(commit, yy_eventlog::Expected::Any).await.expect("append");
+    }
+    let received = eventually("both ticket events", Duration::from_secs(15), || {
+        let receiver = receiver.clone();
+        async move {
+            let received = receiver.received();
+            (received.len() >= 2).then_some(received)
+        }
+    })
+    .await;
+    assert!(received.iter().all(|r| r.signature_ok));
+    let of_type = |t: &str| {
+        received
+            .iter()
+            .find(|r| r.body["type"] == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+    };
+    assert_eq!(of_type("ticket.created").body["data"]["subject"], "Parcel lost");
+    let solved = &of_type("ticket.updated").body["data"];
+    assert_eq!(
+        (solved["status"].as_str(), solved["origin"].as_str()),
+        (Some("solved"), Some("cnx_helpdesk"))
+    );
+    webhook.stop().await.expect("stop");
+}
