@@ -21,4 +21,4 @@ pub use service::{
 };
 pub use status::{ProgressSource, StatusBoard};
 pub use tally::LogTally;
-pub use tenancy::{for_tenant, tenant_of};
+pub use tenancy::{error_status, for_tenant, tenant_of};

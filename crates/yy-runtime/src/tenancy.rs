@@ -29,3 +29,13 @@ pub fn for_tenant<T>(tenant: &str, message: T) -> Request<T> {
     }
     request
 }
+
+/// A gRPC error with its `yy-error` slug (see `yy_proto::metadata::ERROR_KIND`): the kind of
+/// failure, stable across messages, which the gateway maps to the REST problem type.
+pub fn error_status(code: tonic::Code, slug: &'static str, message: impl Into<String>) -> Status {
+    let mut status = Status::new(code, message.into());
+    status
+        .metadata_mut()
+        .insert(yy_proto::metadata::ERROR_KIND, MetadataValue::from_static(slug));
+    status
+}

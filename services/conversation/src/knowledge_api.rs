@@ -12,7 +12,6 @@ use yy_eventlog::{
 use yy_kb::{Answer, Entry, KbError, MAX_ID_CHARS, MAX_LIMIT, SearchOptions};
 use yy_proto::kb::v1 as pb;
 use yy_proto::kb::v1::knowledge_service_server::KnowledgeService;
-use yy_proto::metadata::ERROR_KIND;
 
 use crate::knowledge::{KnowledgeBases, StoredEntry, TenantKb, aggregate_of, entry_from_proto, entry_to_proto};
 use crate::service::{
@@ -49,11 +48,7 @@ impl Knowledge {
 }
 
 fn status(code: Code, slug: &'static str, message: String) -> Status {
-    let mut status = Status::new(code, message);
-    status
-        .metadata_mut()
-        .insert(ERROR_KIND, tonic::metadata::MetadataValue::from_static(slug));
-    status
+    yy_runtime::error_status(code, slug, message)
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
@@ -568,7 +563,10 @@ mod tests {
     fn field_error(entry: Option<pb::KnowledgeEntry>) -> String {
         let status = checked_entry(entry.as_ref()).unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(status.metadata().get(ERROR_KIND).unwrap(), "validation-failed");
+        assert_eq!(
+            status.metadata().get(yy_proto::metadata::ERROR_KIND).unwrap(),
+            "validation-failed"
+        );
         status.message().split(':').next().unwrap_or_default().to_owned()
     }
 

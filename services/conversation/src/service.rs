@@ -22,8 +22,6 @@ use crate::domain::{
     decide_conversation,
 };
 
-use yy_proto::metadata::ERROR_KIND as ERROR_KIND_METADATA;
-
 /// How often a command is decided again after losing a race with another writer.
 pub(crate) const MAX_ATTEMPTS: usize = 5;
 /// How long a command waits for the read model to apply a commit before giving up.
@@ -96,11 +94,7 @@ fn rejected(rejection: Rejection) -> Status {
         Rejection::NotFound(_) => (tonic::Code::NotFound, "not-found"),
         Rejection::InvalidState(_) => (tonic::Code::FailedPrecondition, "invalid-state"),
     };
-    let mut status = Status::new(code, rejection.to_string());
-    status
-        .metadata_mut()
-        .insert(ERROR_KIND_METADATA, tonic::metadata::MetadataValue::from_static(slug));
-    status
+    yy_runtime::error_status(code, slug, rejection.to_string())
 }
 
 fn not_found(what: &str, id: &str) -> Status {
@@ -109,12 +103,11 @@ fn not_found(what: &str, id: &str) -> Status {
 
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> Status {
     tracing::warn!(%error, "event log unavailable");
-    let mut status = Status::unavailable("the event log is unavailable; retry");
-    status.metadata_mut().insert(
-        ERROR_KIND_METADATA,
-        tonic::metadata::MetadataValue::from_static("unavailable"),
-    );
-    status
+    yy_runtime::error_status(
+        tonic::Code::Unavailable,
+        "unavailable",
+        "the event log is unavailable; retry",
+    )
 }
 
 pub(crate) fn correlation_of<T>(request: &Request<T>) -> String {
@@ -325,12 +318,11 @@ impl Conversations {
                 Err(AppendError::Log(error)) => return Err(unavailable(error)),
             }
         }
-        let mut status = Status::aborted("concurrent changes kept conflicting; retry");
-        status.metadata_mut().insert(
-            ERROR_KIND_METADATA,
-            tonic::metadata::MetadataValue::from_static("conflict"),
-        );
-        Err(status)
+        Err(yy_runtime::error_status(
+            tonic::Code::Aborted,
+            "conflict",
+            "concurrent changes kept conflicting; retry",
+        ))
     }
 
     async fn wait_applied(&self, partition: u32, sequence: u64) -> Result<(), Status> {

@@ -3,14 +3,9 @@
 
 use tonic::{Code, Status};
 use yy_dispatch::Rejection;
-use yy_proto::metadata::ERROR_KIND;
 
 fn status(code: Code, slug: &'static str, message: String) -> Status {
-    let mut status = Status::new(code, message);
-    status
-        .metadata_mut()
-        .insert(ERROR_KIND, tonic::metadata::MetadataValue::from_static(slug));
-    status
+    yy_runtime::error_status(code, slug, message)
 }
 
 /// Malformed input; the message names the field.

@@ -2,16 +2,11 @@
 //! type the gateway maps it to).
 
 use tonic::{Code, Status};
-use yy_proto::metadata::ERROR_KIND;
 
 use crate::domain::Rejection;
 
 fn status(code: Code, slug: &'static str, message: String) -> Status {
-    let mut status = Status::new(code, message);
-    status
-        .metadata_mut()
-        .insert(ERROR_KIND, tonic::metadata::MetadataValue::from_static(slug));
-    status
+    yy_runtime::error_status(code, slug, message)
 }
 
 /// Malformed input; the message names the field.
